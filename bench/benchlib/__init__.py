@@ -1,0 +1,1 @@
+"""Helpers for the Dockyard vs reference-registry benchmark (`python bench/run.py`)."""

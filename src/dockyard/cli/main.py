@@ -1,0 +1,63 @@
+"""The `dockyard` command. One module per verb group; this one wires them together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ..config import ConfigError, load, parse_listen
+
+app = typer.Typer(
+    name="dockyard",
+    help="Dockyard: an on-premises trusted container registry.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    data_dir: Annotated[
+        Optional[Path], typer.Option("--data-dir", help="Folder for the database, blobs and keys.")  # noqa: UP045
+    ] = None,
+    listen: Annotated[Optional[str], typer.Option("--listen", help="HOST:PORT to listen on.")] = None,  # noqa: UP045
+    config: Annotated[
+        Optional[Path], typer.Option("--config", help="YAML configuration file.")  # noqa: UP045
+    ] = None,
+) -> None:
+    """Run the registry (embedded default: SQLite and filesystem storage in the data folder)."""
+    from .serve import run
+
+    overrides: dict[str, object] = {}
+    try:
+        if data_dir is not None:
+            overrides["data_dir"] = str(data_dir)
+        if listen is not None:
+            host, port = parse_listen(listen)
+            overrides["server.host"], overrides["server.port"] = host, port
+        settings = load(config, overrides=overrides)
+    except ConfigError as e:
+        console.print(f"[red]configuration error:[/red] {e}")
+        raise typer.Exit(2) from None
+    run(settings, console)
+
+
+@app.command("check-config")
+def check_config(
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML configuration file.")] = None,  # noqa: UP045
+) -> None:
+    """Validate the configuration (file + DOCKYARD_* environment) and print it."""
+    try:
+        settings = load(config)
+    except ConfigError as e:
+        console.print(f"[red]configuration error:[/red] {e}")
+        raise typer.Exit(2) from None
+    Console().print(settings)
+
+
+def main() -> None:
+    app()

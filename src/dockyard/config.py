@@ -1,0 +1,179 @@
+"""Bootstrap settings: a YAML file, then ``DOCKYARD_*`` environment overrides, then
+command-line flags; validated once at start into a frozen tree, with readable errors.
+
+Environment names map to keys with ``__`` between levels, e.g.
+``DOCKYARD_STORAGE__DRIVER=inmemory`` or ``DOCKYARD_REGISTRY__DELETE_ENABLED=false``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "DOCKYARD_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or of the wrong kind; the message says which."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    driver: str = "filesystem"
+    # The driver's own block; each driver validates it (see storage.factory).
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    delete_enabled: bool = True
+    max_manifest_bytes: int = 4 << 20
+    upload_expiry_seconds: int = 7 * 24 * 3600
+    catalog_max_entries: int = 1000
+    tags_max_entries: int = 10000
+    # Check that an index's children exist in the repository before accepting it.
+    validate_index_children: bool = True
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    log_level: str = "info"
+    access_log: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("dockyard-data")
+    database_url: str = ""  # empty: SQLite in <data_dir>/db/dockyard.db
+    server: ServerSettings = field(default_factory=ServerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.absolute() / 'db' / 'dockyard.db'}"
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if typ is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if typ is Path:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ConfigError(f"{where}: expected a path, got {value!r}")
+        return Path(value)
+    if typ == dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    raise ConfigError(f"{where}: unsupported setting type {typ!r}")  # pragma: no cover
+
+
+def _build(cls: Any, raw: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where or 'configuration'}: expected a mapping, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"unknown setting {where + '.' if where else ''}{unknown[0]} (known here: {known})")
+    kwargs: dict[str, Any] = {}
+    types = typing.get_type_hints(cls)
+    for name, value in raw.items():
+        key = f"{where}.{name}" if where else name
+        typ = types[name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[name] = _build(typ, value or {}, key)
+        else:
+            kwargs[name] = _coerce(value, typ, key)
+    return cls(**kwargs)
+
+
+def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = tree
+    for k in keys[:-1]:
+        child = node.setdefault(k, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(keys)}: {k} is not a mapping")
+        node = child
+    node[keys[-1]] = value
+
+
+def _storage_from_raw(raw: dict[str, Any]) -> dict[str, Any]:
+    """Accept distribution's shape too: ``storage: {filesystem: {rootdirectory: …}}``."""
+    storage = raw.get("storage")
+    if not isinstance(storage, dict):
+        return raw
+    if "driver" not in storage and len(storage) == 1:
+        (driver, params), = storage.items()
+        raw["storage"] = {"driver": driver, "params": params or {}}
+    return raw
+
+
+def load(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read the YAML file (if any), apply environment and explicit overrides, validate."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"configuration file {path} is not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"configuration file {path} must hold a mapping at the top")
+        raw = _storage_from_raw(loaded)
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        if keys[0] == "storage" and len(keys) > 1 and keys[1] not in ("driver", "params"):
+            keys = ["storage", "params", *keys[1:]]
+        _set_path(raw, keys, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(raw, dotted.split("."), value)
+    settings: Settings = _build(Settings, raw, "")
+    if not 0 <= settings.server.port <= 65535:
+        raise ConfigError(f"server.port: {settings.server.port} is not a port number")
+    if settings.registry.max_manifest_bytes < 4 << 20:
+        raise ConfigError("registry.max_manifest_bytes: the spec requires at least 4 MiB")
+    return settings
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--listen: expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)

@@ -1,0 +1,128 @@
+"""The metadata database: engine set-up, migrations, and the two ways to use it.
+
+``read`` runs a function on a connection; for SQLite (WAL, readers never wait for
+writers) it runs inline on the event loop, which is faster than a thread hop. ``write``
+always runs in a worker thread inside one transaction (``BEGIN IMMEDIATE`` on SQLite,
+so concurrent writers queue on the lock instead of failing to upgrade).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+from . import models
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=QueuePool,
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")  # an acknowledged push survives power loss too
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("dockyard_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+            self.engine = _sqlite_engine(url)
+        else:
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self._inline_reads = self.dialect == "sqlite"
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def read_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self.engine.connect() as conn:
+            return fn(conn, *args, **kwargs)
+
+    def write_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        with self.engine.connect().execution_options(dockyard_write=True) as conn, conn.begin():
+            return fn(conn, *args, **kwargs)
+
+    async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._inline_reads:
+            return self.read_sync(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(lambda: self.read_sync(fn, *args, **kwargs))
+
+    async def write(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await anyio.to_thread.run_sync(lambda: self.write_sync(fn, *args, **kwargs))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None:
+    """INSERT that does nothing when the primary/unique key already exists."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        conn.execute(insert(table).prefix_with("IGNORE").values(**values))
+
+
+def upsert(
+    conn: Connection, table: Any, values: dict[str, Any], keys: tuple[str, ...], update: tuple[str, ...]
+) -> None:
+    """INSERT, or UPDATE the given columns when the key already exists."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(conn.dialect.name)
+    stmt = dialect_insert(table).values(**values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_={c: values[c] for c in update}))
+
+
+__all__ = ["Database", "insert_ignore", "models", "upsert"]

@@ -1,0 +1,81 @@
+"""/v2/<name>/blobs/<digest> — GET (with Range), HEAD, DELETE."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from .. import codes
+from ..services.blobs import BlobInfo
+from . import _common as c
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) for one satisfiable range; None to serve the whole blob."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip().replace(" ", ""))
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # several ranges or a form we do not serve: RFC 9110 lets us ignore it
+    first, last = m.group(1), m.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+    else:
+        suffix = int(last)
+        if suffix == 0:
+            start, end = size, size - 1  # unsatisfiable
+        else:
+            start, end = max(size - suffix, 0), size - 1
+    if start >= size:
+        raise codes.RegistryError(
+            codes.RANGE_INVALID,
+            f"range {header[:100]!r} is outside the blob's {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
+
+
+def _headers(info: BlobInfo) -> dict[str, str]:
+    return {
+        "Docker-Content-Digest": info.digest,
+        "Content-Type": "application/octet-stream",
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{info.digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
+
+
+async def get(request: Request) -> Response:
+    name = c.repo_name(request)
+    blobs = c.registry(request).blobs
+    info = await blobs.stat(name, request.path_params["digest"])
+    headers = _headers(info)
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    byte_range = _byte_range(request.headers.get("range"), info.size)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(info.size)
+        return Response(status_code=200, headers=headers)
+    redirect = await blobs.redirect_url(info)
+    if redirect is not None:
+        return RedirectResponse(redirect, status_code=307, headers={"Docker-Content-Digest": info.digest})
+    if byte_range is None:
+        headers["Content-Length"] = str(info.size)
+        return StreamingResponse(await blobs.open(info), status_code=200, headers=headers)
+    start, end = byte_range
+    headers["Content-Length"] = str(end - start + 1)
+    headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+    return StreamingResponse(await blobs.open(info, start, end - start + 1), status_code=206, headers=headers)
+
+
+async def delete(request: Request) -> Response:
+    name = c.repo_name(request)
+    await c.registry(request).blobs.delete(name, request.path_params["digest"])
+    return Response(status_code=202, headers={"Content-Length": "0"})

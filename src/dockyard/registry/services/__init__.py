@@ -1,0 +1,34 @@
+"""The registry's services, built once per application by ``Registry.build``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import RegistrySettings
+from ...metadata.db import Database
+from ...storage.driver import StorageDriver
+from .blobs import BlobService
+from .manifests import ManifestService
+from .uploads import UploadService
+
+
+@dataclass(frozen=True)
+class Registry:
+    blobs: BlobService
+    uploads: UploadService
+    manifests: ManifestService
+
+    @classmethod
+    def build(cls, db: Database, storage: StorageDriver, settings: RegistrySettings) -> Registry:
+        return cls(
+            blobs=BlobService(db, storage, settings.delete_enabled),
+            uploads=UploadService(db, storage),
+            manifests=ManifestService(
+                db,
+                delete_enabled=settings.delete_enabled,
+                validate_index_children=settings.validate_index_children,
+                max_manifest_bytes=settings.max_manifest_bytes,
+                tags_max_entries=settings.tags_max_entries,
+                catalog_max_entries=settings.catalog_max_entries,
+            ),
+        )

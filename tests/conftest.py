@@ -1,0 +1,98 @@
+"""Shared fixtures: a real Dockyard server over HTTP, started as its own process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    """A `dockyard serve` process on loopback."""
+
+    host: str  # "127.0.0.1:PORT", what clients put in image references
+    url: str  # "http://127.0.0.1:PORT"
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None) -> RunningServer:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-server-{port}.log"
+    env = {**os.environ, **(extra_env or {})}
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    server = RunningServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", data_dir, proc, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dockyard serve exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{server.url}/v2/", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"dockyard serve did not answer in 30 s:\n{log_path.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server shared by a whole test session (per xdist worker)."""
+    s = start_server(tmp_path_factory.mktemp("dockyard") / "data")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def http(server: RunningServer) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+_counter = 0
+
+
+@pytest.fixture
+def repo(request: pytest.FixtureRequest) -> str:
+    """A repository name unique to this test, so tests sharing a server do not collide."""
+    global _counter
+    _counter += 1
+    base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower()).strip("-")[:40].strip("-")
+    return f"test/{base}-{os.getpid()}-{_counter}"
