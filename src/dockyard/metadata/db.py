@@ -47,8 +47,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("dockyard_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Reads run without BEGIN: each statement is its own snapshot, and nothing waits.
+        if conn.get_execution_options().get("dockyard_write", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -65,6 +66,48 @@ class Database:
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
         self._inline_reads = self.dialect == "sqlite"
+        self._compiled: dict[int, tuple[Any, str, Any]] = {}
+        self._reader: Any = None
+
+    def _prepared(self, stmt: Any) -> tuple[str, Any]:
+        """Compile a statement once; hot-path reads then skip SQLAlchemy's per-call work."""
+        hit = self._compiled.get(id(stmt))
+        if hit is None or hit[0] is not stmt:
+            compiled = stmt.compile(dialect=self.engine.dialect)
+            hit = (stmt, str(compiled), compiled.positiontup if compiled.positional else None)
+            self._compiled[id(stmt)] = hit
+        return hit[1], hit[2]
+
+    def _fetch_one_sync(self, stmt: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        sql, order = self._prepared(stmt)
+        args = tuple(params[k] for k in order) if order is not None else params
+        if self._inline_reads:
+            # One raw connection used only from the event loop thread, never concurrently.
+            if self._reader is None:
+                self._reader = self.engine.raw_connection()
+            cur = self._reader.cursor()
+            try:
+                cur.execute(sql, args)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+            return tuple(row) if row is not None else None
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(sql, args)
+            row = cur.fetchone()
+            cur.close()
+            raw.commit()
+            return tuple(row) if row is not None else None
+        finally:
+            raw.close()
+
+    async def fetch_one(self, stmt: Any, **params: Any) -> tuple[Any, ...] | None:
+        """One row of a statement built with bindparam()s, on the fast path."""
+        if self._inline_reads:
+            return self._fetch_one_sync(stmt, params)
+        return await anyio.to_thread.run_sync(self._fetch_one_sync, stmt, params)
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -94,6 +137,9 @@ class Database:
         return await anyio.to_thread.run_sync(lambda: self.write_sync(fn, *args, **kwargs))
 
     def dispose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.engine.dispose()
 
 

@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
-from .db import insert_ignore, upsert
+from .db import Database, insert_ignore, upsert
 from .models import blobs, manifest_references, manifests, repositories, repository_blobs, tags, uploads
 
 
@@ -71,10 +71,15 @@ _blob_in_repo = (
 )
 
 
-def blob_size_in_repository(conn: Connection, repo: str, digest: str) -> int | None:
-    """The blob's size if this repository may serve it, else None."""
-    q = _blob_in_repo.where(repositories.c.name == repo, repository_blobs.c.digest == digest)
-    return conn.execute(q).scalar()
+_BLOB_IN_REPO = _blob_in_repo.where(
+    repositories.c.name == bindparam("repo"), repository_blobs.c.digest == bindparam("digest")
+)
+
+
+async def blob_size_in_repository(db: Database, repo: str, digest: str) -> int | None:
+    """The blob's size if this repository may serve it, else None (hot path)."""
+    row = await db.fetch_one(_BLOB_IN_REPO, repo=repo, digest=digest)
+    return int(row[0]) if row else None
 
 
 def blob_size(conn: Connection, digest: str) -> int | None:
@@ -126,14 +131,20 @@ _by_digest = select(*_manifest_cols).select_from(
 )
 
 
-def manifest_by_tag(conn: Connection, repo: str, tag: str) -> ManifestRecord | None:
-    row = conn.execute(_by_tag.where(repositories.c.name == repo, tags.c.name == tag)).first()
-    return ManifestRecord(row[0], row[1], row[2], row[3]) if row else None
+_MANIFEST_BY_TAG = _by_tag.where(repositories.c.name == bindparam("repo"), tags.c.name == bindparam("tag"))
+_MANIFEST_BY_DIGEST = _by_digest.where(
+    repositories.c.name == bindparam("repo"), manifests.c.digest == bindparam("digest")
+)
 
 
-def manifest_by_digest(conn: Connection, repo: str, digest: str) -> ManifestRecord | None:
-    row = conn.execute(_by_digest.where(repositories.c.name == repo, manifests.c.digest == digest)).first()
-    return ManifestRecord(row[0], row[1], row[2], row[3]) if row else None
+async def manifest_by_tag(db: Database, repo: str, tag: str) -> ManifestRecord | None:
+    row = await db.fetch_one(_MANIFEST_BY_TAG, repo=repo, tag=tag)
+    return ManifestRecord(row[0], row[1], int(row[2]), bytes(row[3])) if row else None
+
+
+async def manifest_by_digest(db: Database, repo: str, digest: str) -> ManifestRecord | None:
+    row = await db.fetch_one(_MANIFEST_BY_DIGEST, repo=repo, digest=digest)
+    return ManifestRecord(row[0], row[1], int(row[2]), bytes(row[3])) if row else None
 
 
 def missing_manifests(conn: Connection, repo_id: int, digests: Iterable[str]) -> list[str]:

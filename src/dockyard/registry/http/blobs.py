@@ -11,6 +11,7 @@ from .. import codes
 from ..services.blobs import BlobInfo
 from . import _common as c
 
+SMALL_BLOB = 256 << 10
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -66,13 +67,16 @@ async def get(request: Request) -> Response:
     redirect = await blobs.redirect_url(info)
     if redirect is not None:
         return RedirectResponse(redirect, status_code=307, headers={"Docker-Content-Digest": info.digest})
-    if byte_range is None:
-        headers["Content-Length"] = str(info.size)
-        return StreamingResponse(await blobs.open(info), status_code=200, headers=headers)
-    start, end = byte_range
-    headers["Content-Length"] = str(end - start + 1)
-    headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
-    return StreamingResponse(await blobs.open(info, start, end - start + 1), status_code=206, headers=headers)
+    status, start, length = 200, 0, info.size
+    if byte_range is not None:
+        status, start, length = 206, byte_range[0], byte_range[1] - byte_range[0] + 1
+        headers["Content-Range"] = f"bytes {start}-{byte_range[1]}/{info.size}"
+    headers["Content-Length"] = str(length)
+    stream = await blobs.open(info, start, length)
+    if length <= SMALL_BLOB:
+        # Small blobs go out in one piece: a streaming response costs more than the read.
+        return Response(b"".join([chunk async for chunk in stream]), status_code=status, headers=headers)
+    return StreamingResponse(stream, status_code=status, headers=headers)
 
 
 async def delete(request: Request) -> Response:

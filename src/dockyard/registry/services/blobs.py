@@ -28,7 +28,7 @@ class BlobService:
 
     async def stat(self, repo: str, digest: str) -> BlobInfo:
         d = digests.parse(digest)
-        size = await self.db.read(queries.blob_size_in_repository, repo, digest)
+        size = await queries.blob_size_in_repository(self.db, repo, digest)
         if size is None:
             raise codes.RegistryError(codes.BLOB_UNKNOWN, f"blob {digest} is unknown to repository {repo}", detail=digest)
         return BlobInfo(digest, size, blob_path(d.algorithm, d.hex))

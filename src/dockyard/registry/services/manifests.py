@@ -54,10 +54,10 @@ class ManifestService:
         by_digest = digests.is_digest(reference)
         if by_digest:
             digests.parse(reference)
-            rec = await self.db.read(queries.manifest_by_digest, repo, reference)
+            rec = await queries.manifest_by_digest(self.db, repo, reference)
         else:
             check_tag(reference)
-            rec = await self.db.read(queries.manifest_by_tag, repo, reference)
+            rec = await queries.manifest_by_tag(self.db, repo, reference)
         if rec is None:
             raise await self._unknown(repo, reference)
         if mediatypes.accepts(accepted, rec.media_type):
@@ -86,7 +86,7 @@ class ManifestService:
             platform = entry.get("platform") or {}
             if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
                 if mediatypes.accepts(accepted, entry.get("mediaType", "")):
-                    return await self.db.read(queries.manifest_by_digest, repo, entry.get("digest", ""))
+                    return await queries.manifest_by_digest(self.db, repo, entry.get("digest", ""))
         return None
 
     async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PutResult:

@@ -307,7 +307,7 @@ class UploadService:
         except codes.RegistryError:
             return None
         if source is not None:
-            size = await self.db.read(queries.blob_size_in_repository, source, str(d))
+            size = await queries.blob_size_in_repository(self.db, source, str(d))
         else:
             size = await self.db.read(queries.blob_size, str(d))
         if size is None:
