@@ -88,13 +88,23 @@ async def _pump(stream: AsyncIterator[bytes], writer: FileWriter, hasher: Any, l
     async def consume(data: bytes) -> None:
         await asyncio.gather(anyio.to_thread.run_sync(hasher.update, data), writer.write(data))
 
+    async def flush() -> None:
+        nonlocal pending
+        if pending is not None:
+            step, pending = pending, None
+            await step
+        if buf:
+            data = bytes(buf)
+            buf.clear()
+            await consume(data)
+
     try:
         async for chunk in stream:
             if not chunk:
                 continue
-            total += len(chunk)
-            if limit is not None and total > limit:
+            if limit is not None and total + len(chunk) > limit:
                 raise codes.RegistryError(codes.SIZE_INVALID, "request body is longer than its Content-Length")
+            total += len(chunk)
             buf += chunk
             if len(buf) >= PUMP_BUFFER:
                 data = bytes(buf)
@@ -102,17 +112,16 @@ async def _pump(stream: AsyncIterator[bytes], writer: FileWriter, hasher: Any, l
                 if pending is not None:
                     await pending
                 pending = asyncio.ensure_future(consume(data))
-        if pending is not None:
-            await pending
-            pending = None
-        if buf:
-            data = bytes(buf)
-            hasher.update(data) if len(data) < 65536 else await anyio.to_thread.run_sync(hasher.update, data)
-            await writer.write(data)
+    except codes.RegistryError:
+        # The client went away or sent too much: keep the prefix that did arrive intact,
+        # so the session can resume from it.
+        await flush()
+        raise
     finally:
         if pending is not None:
             # Let the in-flight step finish so the file and hash stay in step.
             await asyncio.gather(pending, return_exceptions=True)
+    await flush()
     return total
 
 
@@ -198,9 +207,13 @@ class UploadService:
             hasher = self._hashers.take(upload_id, size) or await self._rehash(upload_id, size)
             try:
                 received = await _pump(body, writer, hasher, content_length)
+            except codes.RegistryError:
+                await writer.commit()  # keep the prefix that arrived; it is what the client sent
+                self._hashers.put(upload_id, hasher, writer.size)
+                raise
             except BaseException:
                 self._hashers.drop(upload_id)
-                await writer.commit()  # keep the prefix that arrived; it is what the client sent
+                await writer.commit()
                 raise
             if content_length is not None and received != content_length:
                 self._hashers.drop(upload_id)

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""Dockyard vs the reference registry (distribution 2.8): same workload, same machine, one table.
+
+    python bench/run.py                      # full run (~3-5 minutes)
+    python bench/run.py --quick              # small sizes, short wrk: a smoke run
+    python bench/run.py --only push,pull --json out.json
+    python bench/run.py --candidate reference   # two reference registries (no Dockyard needed)
+
+See bench/README.md for what each row means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import workloads as w  # noqa: E402
+from benchlib.client import RegistryError  # noqa: E402
+from benchlib.images import OciLayout, write_oci_layout  # noqa: E402
+from benchlib.servers import (  # noqa: E402
+    REFERENCE_BINARY,
+    MemorySampler,
+    Server,
+    ServerStartError,
+    dockyard_server,
+    reference_server,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MiB = w.MiB
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    run: Callable[[w.ServerState, w.Settings], w.Measurement]
+    digits: int
+
+
+def metrics_for(s: w.Settings) -> list[Metric]:
+    blob = f"{s.blob_bytes / MiB:g} MiB"
+    conns = f"{s.wrk_connections} conns, {s.wrk_duration:g}s"
+    return [
+        Metric("push", f"Monolithic blob push ({blob}, POST+PUT)", "MiB/s", True, w.monolithic_push, 1),
+        Metric("pull", f"Monolithic blob pull ({blob}, curl)", "MiB/s", True, w.monolithic_pull, 1),
+        Metric(
+            "chunked",
+            f"Chunked blob push ({s.chunked_bytes / MiB:g} MiB in {s.chunk_bytes / MiB:g} MiB PATCHes)",
+            "MiB/s",
+            True,
+            w.chunked_push,
+            1,
+        ),
+        Metric("manifest", f"Manifest GET by tag (wrk, {conns})", "req/s", True, w.manifest_get, 0),
+        Metric("blob", f"Small blob GET ~4 KiB (wrk, {conns})", "req/s", True, w.small_blob_get, 0),
+        Metric(
+            "skopeo-push",
+            f"skopeo copy {s.layers}-layer image: OCI layout -> registry",
+            "s",
+            False,
+            w.skopeo_push,
+            2,
+        ),
+        Metric(
+            "skopeo-pull",
+            f"skopeo copy {s.layers}-layer image: registry -> OCI layout",
+            "s",
+            False,
+            w.skopeo_pull,
+            2,
+        ),
+        Metric("memory", "Peak server memory (sum of VmHWM, process tree)", "MiB", False, w.peak_memory, 1),
+    ]
+
+
+METRIC_KEYS = ["push", "pull", "chunked", "manifest", "blob", "skopeo-push", "skopeo-pull", "memory"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark Dockyard against the reference registry on 127.0.0.1.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="metrics: " + ", ".join(METRIC_KEYS),
+    )
+    p.add_argument("--only", help="comma-separated metrics to run (default: all)")
+    p.add_argument("--quick", action="store_true", help="small sizes, 1 run, short wrk: a smoke run")
+    p.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    p.add_argument("--runs", type=int, help="runs per transfer row, best one reported (default 3, quick 1)")
+    p.add_argument("--blob-mib", type=float, help="monolithic blob size (default 256, quick 32)")
+    p.add_argument("--chunked-mib", type=float, help="chunked upload size (default 64, quick 16)")
+    p.add_argument("--chunk-mib", type=float, help="PATCH size (default 8, quick 4)")
+    p.add_argument("--wrk-duration", type=float, help="seconds per wrk row (default 10, quick 3)")
+    p.add_argument("--layers", type=int, help="layers of the skopeo image (default 20, quick 5)")
+    p.add_argument(
+        "--candidate",
+        choices=["dockyard", "reference"],
+        default="dockyard",
+        help="what goes in the Dockyard column; 'reference' runs a second reference registry "
+        "(to check the benchmark itself, or before Dockyard's server exists)",
+    )
+    p.add_argument(
+        "--dockyard-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `dockyard serve` (repeatable; use --dockyard-arg=--flag for flags). "
+        "Also read from $DOCKYARD_BENCH_ARGS (shell-quoted).",
+    )
+    p.add_argument(
+        "--dockyard-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment variable for Dockyard (repeatable). "
+        "Also read from $DOCKYARD_BENCH_ENV (shell-quoted KEY=VALUE words).",
+    )
+    p.add_argument(
+        "--order",
+        choices=["reference-first", "dockyard-first"],
+        default="reference-first",
+        help="which server is measured first (default reference-first)",
+    )
+    p.add_argument("--tmp-dir", help="where to make the temporary directory (default: system temp)")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (data, logs)")
+    args = p.parse_args(argv)
+
+    if args.only:
+        chosen = [m.strip() for m in args.only.split(",") if m.strip()]
+        unknown = [m for m in chosen if m not in METRIC_KEYS]
+        if unknown:
+            p.error(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRIC_KEYS)}")
+        args.metrics = [m for m in METRIC_KEYS if m in chosen]
+    else:
+        args.metrics = list(METRIC_KEYS)
+
+    env_args = shlex.split(os.environ.get("DOCKYARD_BENCH_ARGS", ""))
+    args.dockyard_args = env_args + args.dockyard_arg
+    args.dockyard_environ = {}
+    for item in shlex.split(os.environ.get("DOCKYARD_BENCH_ENV", "")) + args.dockyard_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--dockyard-env / DOCKYARD_BENCH_ENV items must be KEY=VALUE, got {item!r}")
+        args.dockyard_environ[key] = value
+    if args.runs is not None and args.runs < 1:
+        p.error("--runs must be at least 1")
+    return args
+
+
+def settings_from(args: argparse.Namespace) -> w.Settings:
+    s = w.Settings()
+    if args.quick:
+        s = w.Settings(
+            runs=1,
+            blob_bytes=32 * MiB,
+            chunked_bytes=16 * MiB,
+            chunk_bytes=4 * MiB,
+            wrk_duration=3.0,
+            wrk_warmup=1.0,
+            layers=5,
+            layer_min=256 * 1024,
+            layer_max=512 * 1024,
+        )
+    if args.runs is not None:
+        s.runs = args.runs
+    if args.blob_mib is not None:
+        s.blob_bytes = int(args.blob_mib * MiB)
+    if args.chunked_mib is not None:
+        s.chunked_bytes = int(args.chunked_mib * MiB)
+    if args.chunk_mib is not None:
+        s.chunk_bytes = int(args.chunk_mib * MiB)
+    if args.wrk_duration is not None:
+        s.wrk_duration = args.wrk_duration
+    if args.layers is not None:
+        s.layers = args.layers
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0].strip() if text else "?"
+
+
+def _git_rev() -> str:
+    return _version(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--tags"])
+
+
+def run_server(
+    state: w.ServerState, metrics: list[Metric], s: w.Settings
+) -> dict[str, w.Measurement]:
+    results: dict[str, w.Measurement] = {}
+    server = state.server
+    print(f"== {server.label} on {server.url}", file=sys.stderr, flush=True)
+    for metric in metrics:
+        if not server.alive():
+            results[metric.key] = w.Measurement(error=f"server not running (log: {server.log_tail(5)})")
+            continue
+        missing = w.missing_tools(metric.key)
+        if missing:
+            results[metric.key] = w.Measurement(error=f"missing tool(s): {', '.join(missing)}")
+            continue
+        try:
+            results[metric.key] = metric.run(state, s)
+        except (w.WorkloadError, RegistryError, OSError, subprocess.SubprocessError, ValueError) as e:
+            msg = f"{type(e).__name__}: {e}" if not isinstance(e, w.WorkloadError | RegistryError) else str(e)
+            if not server.alive():
+                msg += f" (server exited; log tail: {server.log_tail(5)})"
+            print(f"  [{server.label}] {metric.key} FAILED: {msg}", file=sys.stderr, flush=True)
+            if os.environ.get("BENCH_DEBUG"):
+                traceback.print_exc()
+            results[metric.key] = w.Measurement(error=msg)
+    return results
+
+
+def ratio(metric: Metric, ref: w.Measurement, dy: w.Measurement) -> float | None:
+    if ref.value is None or dy.value is None or ref.error or dy.error:
+        return None
+    num, den = (dy.value, ref.value) if metric.higher_is_better else (ref.value, dy.value)
+    return num / den if den else None
+
+
+def fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render_table(
+    metrics: list[Metric],
+    results: dict[str, dict[str, w.Measurement]],
+    ref_label: str,
+    dy_label: str,
+) -> str:
+    headers = ["Metric", "Unit", "Better", ref_label, dy_label, "Score (>1 = Dockyard better)"]
+    rows: list[list[str]] = []
+    footnotes: list[str] = []
+    for metric in metrics:
+        ref, dy = results["reference"][metric.key], results["dockyard"][metric.key]
+        cells = []
+        for who, m in ((ref_label, ref), (dy_label, dy)):
+            if m.error:
+                cells.append("FAILED")
+                footnotes.append(f"{metric.key} / {who}: FAILED: {m.error}")
+            else:
+                cells.append(fmt(m.value, metric.digits))
+            footnotes.extend(f"{metric.key} / {who}: {note}" for note in m.notes)
+        r = ratio(metric, ref, dy)
+        how = "Dockyard/ref" if metric.higher_is_better else "ref/Dockyard"
+        score = "-" if r is None else f"{r:.2f}x  ({how})"
+        better = "higher" if metric.higher_is_better else "lower"
+        rows.append([metric.label, metric.unit, better, *cells, score])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    right = {3, 4}
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            out.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * wd for wd in widths)
+    text = [line(headers), sep, *(line(r) for r in rows), sep]
+    text.append(
+        "Score: throughput rows = Dockyard/reference; seconds and memory rows = reference/Dockyard. "
+        "Either way >1 means Dockyard did better."
+    )
+    text.extend(f"  * {note}" for note in footnotes)
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    s = settings_from(args)
+    all_metrics = {m.key: m for m in metrics_for(s)}
+    metrics = [all_metrics[k] for k in args.metrics]
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+
+    if not Path(REFERENCE_BINARY).exists():
+        print(f"error: the reference registry {REFERENCE_BINARY} is not installed", file=sys.stderr)
+        return 2
+
+    stand_in = args.candidate == "reference"
+    ref_label = "Reference"
+    dy_label = "Dockyard" if not stand_in else "Dockyard(stand-in: 2nd ref)"
+    tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=args.tmp_dir))
+    servers: list[Server] = []
+    sampler: MemorySampler | None = None
+    results: dict[str, dict[str, w.Measurement]] = {"reference": {}, "dockyard": {}}
+    start_info: dict[str, Any] = {}
+    started = time.time()
+    load_before = os.getloadavg()
+    try:
+        layouts: list[OciLayout] = []
+        if {"skopeo-push", "skopeo-pull"} & set(args.metrics):
+            t0 = time.perf_counter()
+            for i in range(s.runs):
+                layouts.append(
+                    write_oci_layout(tmp / "layouts" / f"image-{i}", s.layers, s.layer_min, s.layer_max)
+                )
+            print(
+                f"built {len(layouts)} OCI layout(s) of {s.layers} random layers "
+                f"(~{layouts[0].total_bytes / MiB:.1f} MiB each) in {time.perf_counter() - t0:.1f} s",
+                file=sys.stderr,
+            )
+
+        ref = reference_server("reference", ref_label, tmp / "reference")
+        if stand_in:
+            dy = reference_server("dockyard", dy_label, tmp / "dockyard")
+        else:
+            dy = dockyard_server(
+                "dockyard", dy_label, tmp / "dockyard", REPO_ROOT, args.dockyard_args, args.dockyard_environ
+            )
+        # Start both side by side (before any thread exists: the servers' preexec_fn needs that).
+        ready: list[Server] = []
+        for server in (ref, dy):
+            servers.append(server)
+            try:
+                server.start()
+                ready.append(server)
+                start_info[server.key] = {"startup_seconds": server.startup_seconds}
+                print(
+                    f"started {server.label} on {server.url} in {server.startup_seconds:.2f} s "
+                    f"(pid {server.process.pid if server.process else '?'})",
+                    file=sys.stderr,
+                )
+            except ServerStartError as e:
+                print(f"error: {e}", file=sys.stderr)
+                if server.key == "dockyard" and not stand_in:
+                    print(
+                        "hint: until `python -m dockyard serve` works, try `--candidate reference`",
+                        file=sys.stderr,
+                    )
+                start_info[server.key] = {"error": str(e)}
+                for metric in metrics:
+                    results[server.key][metric.key] = w.Measurement(error=f"{server.label} did not start")
+
+        sampler = MemorySampler()
+        for server in ready:
+            assert server.process is not None
+            sampler.watch(server.key, server.process.pid)
+        order = [ref, dy] if args.order == "reference-first" else [dy, ref]
+        for server in order:
+            if server in ready:
+                state = w.ServerState(server=server, layouts=layouts, sampler=sampler)
+                results[server.key] = run_server(state, metrics, s)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping servers and cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        if sampler is not None:
+            sampler.close()
+        for server in servers:
+            server.stop()
+        if args.keep_tmp:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    table = render_table(metrics, results, ref_label, dy_label)
+    load_after = os.getloadavg()
+    print()
+    print(
+        f"Dockyard benchmark - {platform.node()} {os.cpu_count()} CPUs, loadavg before "
+        f"{load_before[0]:.2f}, after {load_after[0]:.2f}; best of {s.runs} run(s) per transfer row"
+        + (" [QUICK]" if args.quick else "")
+    )
+    if stand_in:
+        print("NOTE: the 'Dockyard' column is a second reference registry (--candidate reference).")
+    print(table)
+
+    if args.json:
+        doc = {
+            "meta": {
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                "seconds": round(time.time() - started, 1),
+                "host": platform.node(),
+                "cpus": os.cpu_count(),
+                "loadavg_before": load_before,
+                "loadavg_after": load_after,
+                "quick": args.quick,
+                "candidate": args.candidate,
+                "dockyard_args": args.dockyard_args,
+                "dockyard_env": args.dockyard_environ,
+                "order": args.order,
+                "settings": vars(s),
+                "servers": start_info,
+                "versions": {
+                    "python": sys.version.split()[0],
+                    "reference": _version([REFERENCE_BINARY, "--version"]),
+                    "skopeo": _version([w.SKOPEO, "--version"]),
+                    "curl": _version([w.CURL, "--version"]),
+                    "dockyard_git": _git_rev(),
+                },
+            },
+            "results": [
+                {
+                    "metric": m.key,
+                    "label": m.label,
+                    "unit": m.unit,
+                    "better": "higher" if m.higher_is_better else "lower",
+                    "reference": results["reference"][m.key].as_json(),
+                    "dockyard": results["dockyard"][m.key].as_json(),
+                    "score": ratio(m, results["reference"][m.key], results["dockyard"][m.key]),
+                    "score_is": "dockyard/reference" if m.higher_is_better else "reference/dockyard",
+                }
+                for m in metrics
+            ],
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+
+    failed = any(results[k][m.key].error or results[k][m.key].value is None for k in results for m in metrics)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
