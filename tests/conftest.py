@@ -50,13 +50,13 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, port: 
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server-{port}.log"
     env = {**os.environ, **(extra_env or {})}
-    log = open(log_path, "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     server = RunningServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", data_dir, proc, log_path)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

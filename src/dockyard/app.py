@@ -38,7 +38,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=ROUTES,
         middleware=[Middleware(RegistryHeaders, log_access=settings.server.access_log)],
-        exception_handlers=errors.HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -130,7 +130,7 @@ def _storage_from_raw(raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(storage, dict):
         return raw
     if "driver" not in storage and len(storage) == 1:
-        (driver, params), = storage.items()
+        ((driver, params),) = storage.items()
         raw["storage"] = {"driver": driver, "params": params or {}}
     return raw
 

@@ -123,10 +123,22 @@ def test_missing_blobs_are_each_reported(http: httpx.Client, repo: str) -> None:
         {
             "schemaVersion": 2,
             "mediaType": DOCKER_MANIFEST,
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config, "size": 14},
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": config,
+                "size": 14,
+            },
             "layers": [
-                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": missing1, "size": 1},
-                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": missing2, "size": 1},
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "digest": missing1,
+                    "size": 1,
+                },
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "digest": missing2,
+                    "size": 1,
+                },
             ],
         }
     ).encode()
@@ -174,13 +186,24 @@ def test_foreign_layers_need_not_exist(http: httpx.Client, repo: str) -> None:
         (b"{not json", DOCKER_MANIFEST),
         (b"[]", DOCKER_MANIFEST),
         (b'{"schemaVersion": 3, "mediaType": "' + OCI_MANIFEST.encode() + b'"}', OCI_MANIFEST),
-        (b'{"schemaVersion": 1, "name": "x", "tag": "y", "fsLayers": []}', "application/vnd.docker.distribution.manifest.v1+prettyjws"),
+        (
+            b'{"schemaVersion": 1, "name": "x", "tag": "y", "fsLayers": []}',
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        ),
         (b'{"schemaVersion": 1, "name": "x", "tag": "y", "fsLayers": []}', "application/json"),
         (b'{"schemaVersion": 2, "mediaType": "' + OCI_INDEX.encode() + b'", "manifests": []}', OCI_MANIFEST),
         (b'{"schemaVersion": 2, "manifests": []}', OCI_MANIFEST),
         (b'{"schemaVersion": 2, "config": {}, "layers": []}', OCI_INDEX),
-        (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:1", "size": 1}, "layers": []}', OCI_MANIFEST),
-        (b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:' + b"a" * 64 + b'", "size": -1}, "layers": []}', OCI_MANIFEST),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:1", "size": 1}, "layers": []}',
+            OCI_MANIFEST,
+        ),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:'
+            + b"a" * 64
+            + b'", "size": -1}, "layers": []}',
+            OCI_MANIFEST,
+        ),
         (b'{"schemaVersion": 2, "layers": []}', "application/vnd.example.unknown+json"),
         (b'{"schemaVersion": 2, "config": {}, "layers": []}', DOCKER_MANIFEST),  # docker type needs mediaType
     ],
@@ -193,7 +216,13 @@ def test_invalid_manifests(http: httpx.Client, repo: str, body: bytes, content_t
 
 
 def test_schema1_refusal_names_the_reason(http: httpx.Client, repo: str) -> None:
-    r = put_manifest(http, repo, "old", b'{"schemaVersion": 1}', "application/vnd.docker.distribution.manifest.v1+prettyjws")
+    r = put_manifest(
+        http,
+        repo,
+        "old",
+        b'{"schemaVersion": 1}',
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    )
     assert "schema 1" in r.json()["errors"][0]["message"]
 
 

@@ -26,9 +26,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=sorted(DRIVERS))
-async def driver(
-    request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
-) -> AsyncIterator[CheckedDriver]:
+async def driver(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str) -> AsyncIterator[CheckedDriver]:
     name: str = request.param
     d = create_driver(name, DRIVERS[name](tmp_path), str(tmp_path / "data"))
     try:

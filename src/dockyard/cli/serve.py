@@ -13,7 +13,9 @@ from ..storage.factory import UnknownDriver
 
 
 def run(settings: Settings, console: Console) -> None:
-    logging.basicConfig(level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:

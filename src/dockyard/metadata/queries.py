@@ -41,6 +41,7 @@ class UploadRecord:
 
 # --- repositories -------------------------------------------------------------------------
 
+
 def repository_id(conn: Connection, name: str) -> int | None:
     return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
 
@@ -61,12 +62,9 @@ def list_repositories(conn: Connection, last: str | None, limit: int) -> list[st
 
 # --- blobs --------------------------------------------------------------------------------
 
-_blob_in_repo = (
-    select(blobs.c.size)
-    .select_from(
-        repositories.join(repository_blobs, repository_blobs.c.repository_id == repositories.c.id).join(
-            blobs, blobs.c.digest == repository_blobs.c.digest
-        )
+_blob_in_repo = select(blobs.c.size).select_from(
+    repositories.join(repository_blobs, repository_blobs.c.repository_id == repositories.c.id).join(
+        blobs, blobs.c.digest == repository_blobs.c.digest
     )
 )
 
@@ -94,9 +92,7 @@ def link_blob(conn: Connection, repo_id: int, digest: str, size: int) -> None:
 
 def unlink_blob(conn: Connection, repo_id: int, digest: str) -> bool:
     res = conn.execute(
-        delete(repository_blobs).where(
-            repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest
-        )
+        delete(repository_blobs).where(repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest)
     )
     return bool(res.rowcount)
 
@@ -118,12 +114,9 @@ def missing_blobs(conn: Connection, repo_id: int, digests: Iterable[str]) -> lis
 # --- manifests and tags -------------------------------------------------------------------
 
 _manifest_cols = (manifests.c.digest, manifests.c.media_type, manifests.c.size, manifests.c.content)
-_by_tag = (
-    select(*_manifest_cols)
-    .select_from(
-        repositories.join(tags, tags.c.repository_id == repositories.c.id).join(
-            manifests, manifests.c.id == tags.c.manifest_id
-        )
+_by_tag = select(*_manifest_cols).select_from(
+    repositories.join(tags, tags.c.repository_id == repositories.c.id).join(
+        manifests, manifests.c.id == tags.c.manifest_id
     )
 )
 _by_digest = select(*_manifest_cols).select_from(
@@ -244,18 +237,15 @@ def referrers(conn: Connection, repo_id: int, subject: str, artifact_type: str |
     )
     if artifact_type is not None:
         q = q.where(manifests.c.artifact_type == artifact_type)
-    return [
-        ReferrerRecord(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None) for r in conn.execute(q)
-    ]
+    return [ReferrerRecord(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None) for r in conn.execute(q)]
 
 
 # --- uploads ------------------------------------------------------------------------------
 
+
 def create_upload(conn: Connection, upload_id: str, repo_id: int) -> None:
     now = time.time()
-    conn.execute(
-        uploads.insert().values(id=upload_id, repository_id=repo_id, created_at=now, updated_at=now)
-    )
+    conn.execute(uploads.insert().values(id=upload_id, repository_id=repo_id, created_at=now, updated_at=now))
 
 
 def get_upload(conn: Connection, upload_id: str) -> UploadRecord | None:
@@ -282,4 +272,3 @@ def stale_uploads(conn: Connection, older_than: float) -> list[str]:
 def count(conn: Connection, table_name: str) -> int:
     table = {t.name: t for t in (repositories, blobs, manifests, tags, uploads, repository_blobs)}[table_name]
     return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-

@@ -30,13 +30,13 @@ def parse(value: str | None, *, what: str = "digest") -> Digest:
     """Parse and validate; raise DIGEST_INVALID (400) for anything we cannot verify."""
     if not value:
         raise codes.RegistryError(codes.DIGEST_INVALID, f"{what} is missing")
-    if len(value) > 256 or not _GRAMMAR.match(value):
+    if len(value) > 256 or not _GRAMMAR.fullmatch(value):
         raise codes.RegistryError(codes.DIGEST_INVALID, f"invalid {what} {value[:100]!r}")
     algorithm, _, encoded = value.partition(":")
     pattern = ENCODED.get(algorithm)
     if pattern is None:
         raise codes.RegistryError(codes.DIGEST_INVALID, f"unsupported digest algorithm {algorithm!r}")
-    if not pattern.match(encoded):
+    if not pattern.fullmatch(encoded):
         raise codes.RegistryError(codes.DIGEST_INVALID, f"invalid {algorithm} digest {value[:100]!r}")
     return Digest(algorithm, encoded)
 

@@ -16,12 +16,12 @@ def check_name(name: str) -> str:
     no '%', and names are never turned into storage paths anyway."""
     if len(name) > NAME_MAX:
         raise codes.RegistryError(codes.NAME_INVALID, f"repository name longer than {NAME_MAX} characters")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise codes.RegistryError(codes.NAME_INVALID, f"invalid repository name {name[:300]!r}")
     return name
 
 
 def check_tag(tag: str) -> str:
-    if not TAG_RE.match(tag):
+    if not TAG_RE.fullmatch(tag):
         raise codes.RegistryError(codes.TAG_INVALID, f"invalid tag {tag[:200]!r}")
     return tag

@@ -133,9 +133,7 @@ class CheckedDriver(StorageDriver):
             raise DriverError(self.name, path, e) from e
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
-        return await self._call(
-            "redirect_url", path, lambda: self.inner.redirect_url(check_path(path), method)
-        )
+        return await self._call("redirect_url", path, lambda: self.inner.redirect_url(check_path(path), method))
 
     def local_path(self, path: str) -> str | None:
         return self.inner.local_path(check_path(path))

@@ -25,7 +25,7 @@ def blob_path(algorithm: str, hex_digest: str) -> str:
 
 
 def upload_dir(upload_id: str) -> str:
-    if not _UPLOAD_ID.match(upload_id):
+    if not _UPLOAD_ID.fullmatch(upload_id):
         raise ValueError(f"invalid upload id {upload_id!r}")
     return f"/uploads/{upload_id}"
 

@@ -44,7 +44,9 @@ async def body_stream(request: Request) -> AsyncIterator[bytes]:
         async for chunk in request.stream():
             yield chunk
     except ClientDisconnect:
-        raise codes.RegistryError(codes.BLOB_UPLOAD_INVALID, "client disconnected before the body was complete") from None
+        raise codes.RegistryError(
+            codes.BLOB_UPLOAD_INVALID, "client disconnected before the body was complete"
+        ) from None
 
 
 async def read_capped(request: Request, limit: int) -> bytes:
@@ -64,7 +66,9 @@ def page_size(request: Request) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isdigit() or len(raw) > 9:
-        raise codes.RegistryError(codes.PAGINATION_NUMBER_INVALID, f"n must be a non-negative integer, got {raw[:20]!r}")
+        raise codes.RegistryError(
+            codes.PAGINATION_NUMBER_INVALID, f"n must be a non-negative integer, got {raw[:20]!r}"
+        )
     return int(raw)
 
 

@@ -19,7 +19,7 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end inclusive) for one satisfiable range; None to serve the whole blob."""
     if not header:
         return None
-    m = _RANGE.match(header.strip().replace(" ", ""))
+    m = _RANGE.fullmatch(header.strip().replace(" ", ""))
     if not m or (not m.group(1) and not m.group(2)):
         return None  # several ranges or a form we do not serve: RFC 9110 lets us ignore it
     first, last = m.group(1), m.group(2)

@@ -21,7 +21,11 @@ def _session_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
 def _created(name: str, digest: str) -> Response:
     return Response(
         status_code=201,
-        headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest, "Content-Length": "0"},
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": digest,
+            "Content-Length": "0",
+        },
     )
 
 
@@ -33,7 +37,7 @@ async def start(request: Request) -> Response:
     if mount:
         source = q.get("from")
         # A mount that cannot happen is not an error: the client just uploads.
-        if source is None or NAME_RE.match(source):
+        if source is None or NAME_RE.fullmatch(source):
             blob = await uploads.mount(name, mount, source)
             if blob is not None:
                 return _created(name, blob.digest)
@@ -49,7 +53,11 @@ async def patch(request: Request) -> Response:
     name = c.repo_name(request)
     upload_id = request.path_params["upload_id"]
     state = await c.registry(request).uploads.append(
-        name, upload_id, c.body_stream(request), request.headers.get("content-range"), c.content_length(request)
+        name,
+        upload_id,
+        c.body_stream(request),
+        request.headers.get("content-range"),
+        c.content_length(request),
     )
     return Response(status_code=202, headers=_session_headers(name, upload_id, state.size))
 

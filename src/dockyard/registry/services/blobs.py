@@ -30,7 +30,9 @@ class BlobService:
         d = digests.parse(digest)
         size = await queries.blob_size_in_repository(self.db, repo, digest)
         if size is None:
-            raise codes.RegistryError(codes.BLOB_UNKNOWN, f"blob {digest} is unknown to repository {repo}", detail=digest)
+            raise codes.RegistryError(
+                codes.BLOB_UNKNOWN, f"blob {digest} is unknown to repository {repo}", detail=digest
+            )
         return BlobInfo(digest, size, blob_path(d.algorithm, d.hex))
 
     async def open(self, info: BlobInfo, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
@@ -65,4 +67,6 @@ class BlobService:
         if repo_id is None:
             raise codes.RegistryError(codes.NAME_UNKNOWN, f"repository {repo} is not known", detail={"name": repo})
         if not await self.db.write(queries.unlink_blob, repo_id, digest):
-            raise codes.RegistryError(codes.BLOB_UNKNOWN, f"blob {digest} is unknown to repository {repo}", detail=digest)
+            raise codes.RegistryError(
+                codes.BLOB_UNKNOWN, f"blob {digest} is unknown to repository {repo}", detail=digest
+            )

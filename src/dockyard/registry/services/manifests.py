@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,9 @@ class ManifestService:
         if await self.db.read(queries.repository_id, repo) is None:
             return codes.RegistryError(codes.NAME_UNKNOWN, f"repository {repo} is not known", detail={"name": repo})
         return codes.RegistryError(
-            codes.MANIFEST_UNKNOWN, f"manifest {reference} is unknown to repository {repo}", detail={"reference": reference}
+            codes.MANIFEST_UNKNOWN,
+            f"manifest {reference} is unknown to repository {repo}",
+            detail={"reference": reference},
         )
 
     async def get(self, repo: str, reference: str, accepted: frozenset[str]) -> queries.ManifestRecord:
@@ -76,17 +79,18 @@ class ManifestService:
         self, repo: str, index: queries.ManifestRecord, accepted: frozenset[str]
     ) -> queries.ManifestRecord | None:
         """Old clients that do not accept lists get the linux/amd64 image, as the reference does."""
-        import json
-
         try:
             doc = json.loads(index.content)
         except ValueError:
             return None
         for entry in doc.get("manifests") or []:
             platform = entry.get("platform") or {}
-            if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
-                if mediatypes.accepts(accepted, entry.get("mediaType", "")):
-                    return await queries.manifest_by_digest(self.db, repo, entry.get("digest", ""))
+            if (
+                platform.get("os") == "linux"
+                and platform.get("architecture") == "amd64"
+                and mediatypes.accepts(accepted, entry.get("mediaType", ""))
+            ):
+                return await queries.manifest_by_digest(self.db, repo, entry.get("digest", ""))
         return None
 
     async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PutResult:
@@ -149,7 +153,9 @@ class ManifestService:
         fn = queries.delete_manifest if digests.is_digest(reference) else queries.delete_tag
         if not await self.db.write(fn, repo_id, reference):
             raise codes.RegistryError(
-                codes.MANIFEST_UNKNOWN, f"manifest {reference} is unknown to repository {repo}", detail={"reference": reference}
+                codes.MANIFEST_UNKNOWN,
+                f"manifest {reference} is unknown to repository {repo}",
+                detail={"reference": reference},
             )
 
     async def tags(self, repo: str, n: int | None, last: str | None) -> Page:

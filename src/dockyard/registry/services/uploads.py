@@ -11,6 +11,7 @@ verified, its bytes are durable and it has been moved under ``blobs/``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
@@ -47,7 +48,7 @@ class CommittedBlob:
 
 
 def parse_content_range(value: str) -> tuple[int, int]:
-    m = _CONTENT_RANGE.match(value.strip())
+    m = _CONTENT_RANGE.fullmatch(value.strip())
     if not m:
         raise codes.RegistryError(codes.RANGE_INVALID, f"invalid Content-Range {value[:100]!r}")
     start, end = int(m.group(1)), int(m.group(2))
@@ -143,11 +144,13 @@ class UploadService:
         return UploadState(upload_id, 0)
 
     async def _session(self, repo: str, upload_id: str) -> queries.UploadRecord:
-        if not _UPLOAD_ID.match(upload_id):
+        if not _UPLOAD_ID.fullmatch(upload_id):
             raise codes.RegistryError(codes.BLOB_UPLOAD_UNKNOWN, "no such upload session")
         rec = await self.db.read(queries.get_upload, upload_id)
         if rec is None:
-            raise codes.RegistryError(codes.BLOB_UPLOAD_UNKNOWN, "no such upload session (finished, cancelled or expired)")
+            raise codes.RegistryError(
+                codes.BLOB_UPLOAD_UNKNOWN, "no such upload session (finished, cancelled or expired)"
+            )
         if rec.repository != repo:
             raise codes.RegistryError(codes.BLOB_UPLOAD_INVALID, "the upload session belongs to another repository")
         return rec
@@ -183,7 +186,11 @@ class UploadService:
         return UploadState(upload_id, size)
 
     async def _append(
-        self, upload_id: str, body: AsyncIterator[bytes], content_range: str | None, content_length: int | None
+        self,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        content_range: str | None,
+        content_length: int | None,
     ) -> int:
         try:
             writer = await self.storage.writer(upload_data_path(upload_id), append=True)
@@ -294,10 +301,8 @@ class UploadService:
         await self._remove_files(upload_id)
 
     async def _remove_files(self, upload_id: str) -> None:
-        try:
+        with contextlib.suppress(PathNotFound):
             await self.storage.delete(upload_dir(upload_id))
-        except PathNotFound:
-            pass
 
     async def monolithic(
         self, repo: str, digest: str, body: AsyncIterator[bytes], content_length: int | None

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockyard.config import ConfigError, load, parse_listen
+
+
+def test_defaults_are_the_embedded_setup() -> None:
+    s = load(environ={})
+    assert s.storage.driver == "filesystem"
+    assert s.effective_database_url.startswith("sqlite:///")
+    assert s.effective_database_url.endswith("dockyard-data/db/dockyard.db")
+    assert (s.server.host, s.server.port) == ("127.0.0.1", 5000)
+
+
+def test_yaml_then_environment_then_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "c.yml"
+    f.write_text("server: {port: 6000, log_level: debug}\nstorage: {filesystem: {rootdirectory: /srv/x}}\n")
+    s = load(f, environ={"DOCKYARD_SERVER__PORT": "7000", "DOCKYARD_REGISTRY__DELETE_ENABLED": "no"})
+    assert s.server.port == 7000 and s.server.log_level == "debug"
+    assert s.storage.driver == "filesystem" and s.storage.params == {"rootdirectory": "/srv/x"}
+    assert s.registry.delete_enabled is False
+    s = load(f, environ={}, overrides={"server.port": 8000, "data_dir": "/d"})
+    assert s.server.port == 8000 and str(s.data_dir) == "/d"
+
+
+def test_storage_params_from_environment() -> None:
+    s = load(environ={"DOCKYARD_STORAGE__DRIVER": "inmemory", "DOCKYARD_STORAGE__BUCKET": "b"})
+    assert s.storage.driver == "inmemory" and s.storage.params == {"bucket": "b"}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DOCKYARD_NOPE": "1"}, "unknown setting nope"),
+        ({"DOCKYARD_SERVER__PORT": "http"}, "server.port: expected a whole number"),
+        ({"DOCKYARD_SERVER__PORT": "70000"}, "not a port number"),
+        ({"DOCKYARD_REGISTRY__DELETE_ENABLED": "maybe"}, "expected true or false"),
+        ({"DOCKYARD_REGISTRY__MAX_MANIFEST_BYTES": "1000"}, "at least 4 MiB"),
+        ({"DOCKYARD_SERVER__BOGUS": "1"}, "unknown setting server.bogus"),
+    ],
+)
+def test_readable_errors(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(environ=env)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(tmp_path / "missing.yml", environ={})
+    bad = tmp_path / "bad.yml"
+    bad.write_text("server: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(bad, environ={})
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping at the top"):
+        load(bad, environ={})
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("127.0.0.1:5000") == ("127.0.0.1", 5000)
+    assert parse_listen("[::1]:80") == ("::1", 80)
+    with pytest.raises(ConfigError):
+        parse_listen("nonsense")
