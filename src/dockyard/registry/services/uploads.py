@@ -15,6 +15,7 @@ import contextlib
 import re
 import secrets
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -131,7 +132,8 @@ class UploadService:
         self.db = db
         self.storage = storage
         self._hashers = _Hashers()
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Weak: a lock lives only while some request holds or waits on it.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -158,7 +160,8 @@ class UploadService:
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
         if lock is None:
-            lock = self._locks[upload_id] = asyncio.Lock()
+            lock = asyncio.Lock()
+            self._locks[upload_id] = lock
         return lock
 
     async def _size(self, upload_id: str) -> int:
@@ -275,7 +278,6 @@ class UploadService:
                     detail={"expected": str(expected), "actual": actual},
                 )
             await self._commit(repo, upload_id, expected, size)
-        self._locks.pop(upload_id, None)
         return CommittedBlob(str(expected), size)
 
     async def _commit(self, repo: str, upload_id: str, d: digests.Digest, size: int) -> None:
@@ -296,7 +298,6 @@ class UploadService:
 
     async def _discard(self, upload_id: str) -> None:
         self._hashers.drop(upload_id)
-        self._locks.pop(upload_id, None)
         await self.db.write(queries.delete_upload, upload_id)
         await self._remove_files(upload_id)
 
