@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -26,12 +27,25 @@ def create_app(settings: Settings) -> Starlette:
     storage = create_driver(settings.storage.driver, settings.storage.params, str(settings.data_dir))
     registry = Registry.build(db, storage, settings.registry)
 
+    async def expire_uploads() -> None:
+        # Until the job runner exists, each process sweeps stale sessions itself; the
+        # sweep is idempotent, so several processes sharing a database do no harm.
+        while True:
+            try:
+                expired = await registry.uploads.expire(settings.registry.upload_expiry_seconds)
+                if expired:
+                    log.info("removed %d expired upload sessions", expired)
+            except Exception:
+                log.exception("upload expiry failed; will try again")
+            await asyncio.sleep(min(3600, max(60, settings.registry.upload_expiry_seconds / 4)))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        expired = await registry.uploads.expire(settings.registry.upload_expiry_seconds)
-        if expired:
-            log.info("removed %d expired upload sessions", expired)
+        sweeper = asyncio.create_task(expire_uploads())
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await storage.close()
         db.dispose()
 

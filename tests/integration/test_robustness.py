@@ -197,3 +197,26 @@ def test_garbage_bodies_do_not_hurt_the_server(http: httpx.Client, repo: str) ->
         s.sendall(f"POST /v2/{repo}/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".encode())
         assert s.recv(100).startswith(b"HTTP/1.1 400")
     assert http.get(f"/v2/{repo}/manifests/ok").content == body
+
+
+def test_stale_upload_sessions_expire(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "expiry", extra_env={"DOCKYARD_REGISTRY__UPLOAD_EXPIRY_SECONDS": "1"})
+    try:
+        with server.client() as c:
+            loc = c.post("/v2/stale/repo/blobs/uploads/").headers["location"]
+            c.patch(loc, content=b"abandoned")
+        server.stop()
+        time.sleep(1.2)
+        restarted = start_server(tmp_path / "expiry", extra_env={"DOCKYARD_REGISTRY__UPLOAD_EXPIRY_SECONDS": "1"})
+        try:
+            with restarted.client() as c:
+                deadline = time.monotonic() + 10
+                while c.get(loc).status_code != 404 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                r = c.get(loc)
+                assert r.status_code == 404 and errors_of(r) == ["BLOB_UPLOAD_UNKNOWN"]
+            assert not list((restarted.data_dir / "registry").rglob("uploads/*"))
+        finally:
+            restarted.stop()
+    finally:
+        server.stop()
