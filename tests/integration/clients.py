@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
+
 # --------------------------------------------------------------------------------------------
 # media types
 
@@ -36,6 +38,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -108,14 +111,17 @@ def _tail(text: str, lines: int) -> str:
     return f"[... {len(parts) - lines} earlier lines cut ...]\n" + "\n".join(parts[-lines:])
 
 
-def file_tail(path: Path | None, lines: int = 60) -> str:
+def file_tail(path: Path | None, lines: int = 60, width: int = 400) -> str:
+    """The last lines of a log, each cut to ``width`` characters."""
     if path is None or not path.exists():
         return ""
-    return _tail(path.read_text(errors="replace"), lines)
+    text = path.read_text(errors="replace")
+    cut = [line if len(line) <= width else line[:width] + " [...]" for line in text.splitlines()]
+    return _tail("\n".join(cut), lines)
 
 
 def run(
-    args: Sequence[str],
+    args: Sequence[str | Path],
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
@@ -455,8 +461,13 @@ def build_umoci_image(layout: Path, tag: str, layers: Sequence[Mapping[str, byte
 
 
 class HasLog(Protocol):
+    """What the tests need of a registry: Dockyard's RunningServer or the reference registry."""
+
     host: str
+    url: str
     log_path: Path
+
+    def client(self) -> httpx.Client: ...
 
 
 POLICY = {"default": [{"type": "insecureAcceptAnything"}]}
@@ -477,6 +488,7 @@ class Clients:
         (self.cfg / "auth.json").write_text('{"auths": {}}\n')
         (self.cfg / "containers.conf").write_text("")
         (self.cfg / "tmp").mkdir(exist_ok=True)
+        (self.cfg / "registries.d").mkdir(exist_ok=True)
         self.env = {
             **os.environ,
             "CONTAINERS_REGISTRIES_CONF": str(self.cfg / "registries.conf"),
@@ -489,7 +501,7 @@ class Clients:
     def context(self) -> str:
         return f"--- registry log ({self.registry.log_path}) ---\n{file_tail(self.registry.log_path, 40)}"
 
-    def run(self, args: Sequence[str], **kw: Any) -> Result:
+    def run(self, args: Sequence[str | Path], **kw: Any) -> Result:
         kw.setdefault("env", self.env)
         kw.setdefault("context", self.context)
         kw.setdefault("log_dir", self.work)
@@ -502,14 +514,26 @@ class Clients:
     # skopeo ----------------------------------------------------------------------------------
 
     def skopeo(self, *args: str | Path, check: bool = True) -> Result:
-        return self.run([require_tool("skopeo"), "--debug", "--policy", str(self.policy), *map(str, args)], check=check)
+        return self.run(
+            [
+                require_tool("skopeo"),
+                "--debug",
+                "--policy",
+                str(self.policy),
+                "--registries.d",
+                str(self.cfg / "registries.d"),
+                "--registries-conf",  # skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF
+                str(self.cfg / "registries.conf"),
+                *map(str, args),
+            ],
+            check=check,
+        )
 
     def push(self, src: str, repo: str, tag: str, *extra: str) -> str:
         """skopeo copy SRC docker://HOST/REPO:TAG; returns the digest skopeo reports."""
         digestfile = self.work / f"digest-{os.urandom(4).hex()}"
-        self.skopeo(
-            "copy", "--dest-tls-verify=false", "--digestfile", digestfile, *extra, src, f"docker://{self.ref(repo, tag)}"
-        )
+        dest = f"docker://{self.ref(repo, tag)}"
+        self.skopeo("copy", "--dest-tls-verify=false", "--digestfile", digestfile, *extra, src, dest)
         return digestfile.read_text().strip()
 
     def pull(self, repo: str, tag_or_digest: str, dest: str, *extra: str) -> None:
@@ -524,9 +548,18 @@ class Clients:
         res = self.skopeo("inspect", "--tls-verify=false", *extra, f"docker://{self.ref(repo, tag_or_digest)}")
         return res.json()  # type: ignore[no-any-return]
 
+    def inspect_config(self, repo: str, tag_or_digest: str) -> bytes:
+        """The config blob, as served (skopeo inspect --config --raw)."""
+        ref = f"docker://{self.ref(repo, tag_or_digest)}"
+        return self.skopeo("inspect", "--config", "--raw", "--tls-verify=false", ref).stdout
+
     def list_tags(self, repo: str) -> list[str]:
         res = self.skopeo("list-tags", "--tls-verify=false", f"docker://{self.host}/{repo}")
         return list(res.json()["Tags"])
+
+    def close(self) -> None:
+        if self._podman is not None:
+            self._podman.close()
 
     # podman ----------------------------------------------------------------------------------
 
@@ -544,14 +577,13 @@ class Podman:
         self.clients = clients
         base = clients.work / "podman"
         self.root = base / "root"
-        self.runroot = base / "run"
+        # podman refuses a runroot longer than 50 characters.
+        self.runroot = Path(tempfile.mkdtemp(prefix="pm", dir="/tmp"))
         self.tmpdir = base / "tmp"
         for d in (self.root, self.runroot, self.tmpdir):
             d.mkdir(parents=True, exist_ok=True)
         storage_conf = base / "storage.conf"
-        storage_conf.write_text(
-            f'[storage]\ndriver = "vfs"\nrunroot = "{self.runroot}"\ngraphroot = "{self.root}"\n'
-        )
+        storage_conf.write_text(f'[storage]\ndriver = "vfs"\nrunroot = "{self.runroot}"\ngraphroot = "{self.root}"\n')
         self.env = {**clients.env, "CONTAINERS_STORAGE_CONF": str(storage_conf)}
 
     def __call__(self, *args: str | Path, check: bool = True) -> Result:
@@ -577,10 +609,14 @@ class Podman:
             check=check,
         )
 
+    def close(self) -> None:
+        shutil.rmtree(self.runroot, ignore_errors=True)
+
     def pull(self, ref: str, *extra: str) -> Result:
         return self("pull", "--tls-verify=false", "--signature-policy", str(self.clients.policy), *extra, ref)
 
-    def push(self, ref: str, *extra: str) -> str:
+    def push(self, ref: str, *extra: str, dest: str | None = None) -> str:
+        """podman push [extra] REF [DEST]; returns the digest podman reports (--digestfile)."""
         digestfile = self.clients.work / f"podman-digest-{os.urandom(4).hex()}"
         self(
             "push",
@@ -591,6 +627,7 @@ class Podman:
             str(digestfile),
             *extra,
             ref,
+            *([dest] if dest else []),
         )
         return digestfile.read_text().strip()
 
@@ -674,9 +711,8 @@ class DockerDaemon:
             "--containerd-plugins-namespace",
             ns + "-plugins",
         ]
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -699,9 +735,7 @@ class DockerDaemon:
     def context(self) -> str:
         parts = [f"--- dockerd log ({self.log_path}) ---\n{file_tail(self.log_path, 60)}"]
         if self.registry is not None:
-            parts.append(
-                f"--- registry log ({self.registry.log_path}) ---\n{file_tail(self.registry.log_path, 40)}"
-            )
+            parts.append(f"--- registry log ({self.registry.log_path}) ---\n{file_tail(self.registry.log_path, 40)}")
         return "\n".join(parts)
 
     def docker(self, *args: str | Path, check: bool = True, timeout: float = 180) -> Result:
@@ -742,7 +776,7 @@ class DockerDaemon:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if containerd_pid is not None:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(OSError):
                 os.kill(containerd_pid, 0)
                 cmd = Path(f"/proc/{containerd_pid}/cmdline").read_bytes()
                 if str(self.root).encode() in cmd:
@@ -753,7 +787,13 @@ class DockerDaemon:
             subprocess.run(["umount", "-l", mnt], check=False)
         return problems
 
-    def remove(self) -> None:
+    def remove(self, keep_logs_in: Path | None = None) -> None:
+        """Delete the daemon's directory, first copying its logs (dockerd.log, commands.log)."""
+        if keep_logs_in is not None:
+            keep_logs_in.mkdir(parents=True, exist_ok=True)
+            for name in ("dockerd.log", "commands.log"):
+                if (self.root / name).exists():
+                    shutil.copy2(self.root / name, keep_logs_in / name)
         if not _mounts_under(self.root):
             shutil.rmtree(self.root, ignore_errors=True)
 

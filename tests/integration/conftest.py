@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from clients import Clients, DockerDaemon, HasLog, file_tail, require_tool  # noqa: E402
+from .clients import Clients, DockerDaemon, HasLog, file_tail, require_tool
 
 AGAINST_REFERENCE = os.environ.get("DOCKYARD_TEST_AGAINST_REFERENCE") == "1"
 
@@ -61,7 +58,7 @@ def start_reference_registry(base: Path) -> ReferenceRegistry:
     config = base / "config.yml"
     config.write_text(
         "version: 0.1\n"
-        "log:\n  level: debug\n"
+        "log:\n  level: info\n"
         "storage:\n"
         f"  filesystem:\n    rootdirectory: {data_dir}\n"
         "  delete:\n    enabled: true\n"
@@ -95,9 +92,11 @@ if AGAINST_REFERENCE:
 
 
 @pytest.fixture
-def clients(server: HasLog, tmp_path: Path) -> Clients:
+def clients(server: HasLog, tmp_path: Path) -> Iterator[Clients]:
     """skopeo/podman bound to the registry under test, with private config under tmp_path."""
-    return Clients(server, tmp_path)
+    c = Clients(server, tmp_path)
+    yield c
+    c.close()
 
 
 @pytest.fixture
@@ -107,15 +106,20 @@ def other_repo(repo: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def dockerd() -> Iterator[DockerDaemon]:
-    """A private dockerd for the session (per xdist worker).  A daemon that will not start is
-    an error with its log attached, never a skip."""
-    require_tool("docker")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
+    """A private dockerd for the session (per xdist worker; the docker tests share one
+    xdist_group).  A daemon that will not start is an error with its log attached, never a
+    skip.  Its logs are kept in the session's temporary directory under dockerd-logs*/."""
     daemon = DockerDaemon()
-    daemon.start()
+    try:
+        daemon.start()
+    except BaseException:
+        daemon.stop()
+        daemon.remove(keep_logs_in=tmp_path_factory.mktemp("dockerd-logs"))
+        raise
     yield daemon
     problems = daemon.stop()
-    daemon.remove()
+    daemon.remove(keep_logs_in=tmp_path_factory.mktemp("dockerd-logs"))
     assert not problems, "dockerd did not shut down cleanly:\n" + "\n".join(problems)
 
 
