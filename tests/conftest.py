@@ -58,10 +58,15 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, port: 
             env=env,
         )
     server = RunningServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", data_dir, proc, log_path)
-    deadline = time.monotonic() + 30
+    return wait_until_ready(server, "dockyard serve")
+
+
+def wait_until_ready(server: RunningServer, what: str, seconds: float = 30) -> RunningServer:
+    """Wait for GET /v2/ to answer 200; stop the process and raise with its log otherwise."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dockyard serve exited with {proc.returncode}:\n{log_path.read_text()}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {server.process.returncode}:\n{server.log_path.read_text()}")
         try:
             if httpx.get(f"{server.url}/v2/", timeout=1).status_code == 200:
                 return server
@@ -69,7 +74,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, port: 
             pass
         time.sleep(0.05)
     server.stop()
-    raise RuntimeError(f"dockyard serve did not answer in 30 s:\n{log_path.read_text()}")
+    raise RuntimeError(f"{what} did not answer in {seconds:.0f} s:\n{server.log_path.read_text()}")
 
 
 @pytest.fixture(scope="session")

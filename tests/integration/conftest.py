@@ -9,50 +9,22 @@ checked to be right before blaming the server.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from .clients import Clients, DockerDaemon, HasLog, file_tail, require_tool
+from tests.conftest import RunningServer, free_port, wait_until_ready
+
+from .clients import Clients, DockerDaemon, HasLog, require_tool
 
 AGAINST_REFERENCE = os.environ.get("DOCKYARD_TEST_AGAINST_REFERENCE") == "1"
 
 
-@dataclass
-class ReferenceRegistry:
-    """Same shape as tests/conftest.py's RunningServer, backed by distribution's registry."""
-
-    host: str
-    url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_reference_registry(base: Path) -> ReferenceRegistry:
+def start_reference_registry(base: Path) -> RunningServer:
     binary = require_tool("docker-registry")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     data_dir = base / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     config = base / "config.yml"
@@ -67,25 +39,14 @@ def start_reference_registry(base: Path) -> ReferenceRegistry:
     log_path = base / "registry.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    reg = ReferenceRegistry(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", data_dir, proc, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"docker-registry exited with {proc.returncode}:\n{file_tail(log_path)}")
-        try:
-            if httpx.get(f"{reg.url}/v2/", timeout=1).status_code == 200:
-                return reg
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    reg.stop()
-    raise RuntimeError(f"docker-registry did not answer in 30 s:\n{file_tail(log_path)}")
+    reg = RunningServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", data_dir, proc, log_path)
+    return wait_until_ready(reg, "docker-registry")
 
 
 if AGAINST_REFERENCE:
 
     @pytest.fixture(scope="session")
-    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRegistry]:  # noqa: F811
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:  # noqa: F811
         reg = start_reference_registry(tmp_path_factory.mktemp("reference-registry"))
         yield reg
         reg.stop()
