@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ class Metric:
     label: str
     unit: str
     higher_is_better: bool
-    run: Callable[[w.ServerState, w.Settings], w.Measurement]
+    run: w.Row
     digits: int
 
 
@@ -110,11 +110,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", help="comma-separated metrics to run (default: all)")
     p.add_argument("--quick", action="store_true", help="small sizes, 1 run, short wrk: a smoke run")
     p.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
-    p.add_argument("--runs", type=int, help="runs per transfer row, best one reported (default 3, quick 1)")
+    p.add_argument("--runs", type=int, help="runs per transfer and skopeo row, best reported (default 3, quick 1)")
     p.add_argument("--blob-mib", type=float, help="monolithic blob size (default 256, quick 32)")
     p.add_argument("--chunked-mib", type=float, help="chunked upload size (default 64, quick 16)")
     p.add_argument("--chunk-mib", type=float, help="PATCH size (default 8, quick 4)")
     p.add_argument("--wrk-duration", type=float, help="seconds per wrk row (default 10, quick 3)")
+    p.add_argument(
+        "--wrk-runs", type=int, help="wrk runs per wrk row, alternating servers; best reported (default 3, quick 1)"
+    )
     p.add_argument("--layers", type=int, help="layers of the skopeo image (default 20, quick 5)")
     p.add_argument(
         "--candidate",
@@ -138,6 +141,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra environment variable for Dockyard (repeatable). "
         "Also read from $DOCKYARD_BENCH_ENV (shell-quoted KEY=VALUE words).",
+    )
+    p.add_argument(
+        "--reference-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment variable for the reference registry (repeatable), e.g. GOGC=400",
     )
     p.add_argument(
         "--order",
@@ -166,8 +176,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not sep or not key:
             p.error(f"--dockyard-env / DOCKYARD_BENCH_ENV items must be KEY=VALUE, got {item!r}")
         args.dockyard_environ[key] = value
-    if args.runs is not None and args.runs < 1:
-        p.error("--runs must be at least 1")
+    args.reference_environ = {}
+    for item in args.reference_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--reference-env items must be KEY=VALUE, got {item!r}")
+        args.reference_environ[key] = value
+    for name in ("runs", "wrk_runs", "layers"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
 
@@ -181,6 +198,7 @@ def settings_from(args: argparse.Namespace) -> w.Settings:
             chunk_bytes=4 * MiB,
             wrk_duration=3.0,
             wrk_warmup=1.0,
+            wrk_runs=1,
             layers=5,
             layer_min=256 * 1024,
             layer_max=512 * 1024,
@@ -195,6 +213,8 @@ def settings_from(args: argparse.Namespace) -> w.Settings:
         s.chunk_bytes = int(args.chunk_mib * MiB)
     if args.wrk_duration is not None:
         s.wrk_duration = args.wrk_duration
+    if args.wrk_runs is not None:
+        s.wrk_runs = args.wrk_runs
     if args.layers is not None:
         s.layers = args.layers
     return s
@@ -222,30 +242,41 @@ def _git_rev() -> str:
     return _version(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty", "--tags"])
 
 
-def run_server(
-    state: w.ServerState, metrics: list[Metric], s: w.Settings
-) -> dict[str, w.Measurement]:
-    results: dict[str, w.Measurement] = {}
-    server = state.server
-    print(f"== {server.label} on {server.url}", file=sys.stderr, flush=True)
-    for metric in metrics:
-        if not server.alive():
-            results[metric.key] = w.Measurement(error=f"server not running (log: {server.log_tail(5)})")
-            continue
+def run_row(states: list[w.ServerState], metric: Metric, s: w.Settings) -> dict[str, w.Measurement]:
+    """Run one row on every server, alternating their runs; the best run is the row's value."""
+    results = {state.server.key: w.Measurement() for state in states}
+    active: dict[str, tuple[w.ServerState, Iterator[float]]] = {}
+    for state in states:
+        m = results[state.server.key]
         missing = w.missing_tools(metric.key)
         if missing:
-            results[metric.key] = w.Measurement(error=f"missing tool(s): {', '.join(missing)}")
-            continue
-        try:
-            results[metric.key] = metric.run(state, s)
-        except (w.WorkloadError, RegistryError, OSError, subprocess.SubprocessError, ValueError) as e:
-            msg = f"{type(e).__name__}: {e}" if not isinstance(e, w.WorkloadError | RegistryError) else str(e)
+            m.error = f"missing tool(s): {', '.join(missing)}"
+        else:
+            active[state.server.key] = (state, metric.run(state, s, m))
+    while active:
+        for key, (state, samples) in list(active.items()):
+            m = results[key]
+            server = state.server
             if not server.alive():
-                msg += f" (server exited; log tail: {server.log_tail(5)})"
-            print(f"  [{server.label}] {metric.key} FAILED: {msg}", file=sys.stderr, flush=True)
-            if os.environ.get("BENCH_DEBUG"):
-                traceback.print_exc()
-            results[metric.key] = w.Measurement(error=msg)
+                m.error = f"server not running (log tail: {server.log_tail(5)})"
+                del active[key]
+                continue
+            try:
+                m.runs.append(next(samples))
+            except StopIteration:
+                del active[key]
+            except (w.WorkloadError, RegistryError, OSError, subprocess.SubprocessError, ValueError) as e:
+                msg = str(e) if isinstance(e, w.WorkloadError | RegistryError) else f"{type(e).__name__}: {e}"
+                if not server.alive():
+                    msg += f" (server exited; log tail: {server.log_tail(5)})"
+                print(f"  [{server.label}] {metric.key} FAILED: {msg}", file=sys.stderr, flush=True)
+                if os.environ.get("BENCH_DEBUG"):
+                    traceback.print_exc()
+                m.error = msg
+                del active[key]
+    for m in results.values():
+        if m.error is None and m.runs:
+            m.value = max(m.runs) if metric.higher_is_better else min(m.runs)
     return results
 
 
@@ -331,18 +362,16 @@ def main(argv: list[str] | None = None) -> int:
         if {"skopeo-push", "skopeo-pull"} & set(args.metrics):
             t0 = time.perf_counter()
             for i in range(s.runs):
-                layouts.append(
-                    write_oci_layout(tmp / "layouts" / f"image-{i}", s.layers, s.layer_min, s.layer_max)
-                )
+                layouts.append(write_oci_layout(tmp / "layouts" / f"image-{i}", s.layers, s.layer_min, s.layer_max))
             print(
                 f"built {len(layouts)} OCI layout(s) of {s.layers} random layers "
                 f"(~{layouts[0].total_bytes / MiB:.1f} MiB each) in {time.perf_counter() - t0:.1f} s",
                 file=sys.stderr,
             )
 
-        ref = reference_server("reference", ref_label, tmp / "reference")
+        ref = reference_server("reference", ref_label, tmp / "reference", args.reference_environ)
         if stand_in:
-            dy = reference_server("dockyard", dy_label, tmp / "dockyard")
+            dy = reference_server("dockyard", dy_label, tmp / "dockyard", args.reference_environ)
         else:
             dy = dockyard_server(
                 "dockyard", dy_label, tmp / "dockyard", REPO_ROOT, args.dockyard_args, args.dockyard_environ
@@ -375,11 +404,14 @@ def main(argv: list[str] | None = None) -> int:
         for server in ready:
             assert server.process is not None
             sampler.watch(server.key, server.process.pid)
+        # Row by row, and within a row run by run, each server in turn: on a noisy machine both
+        # see about the same stretch of time.
         order = [ref, dy] if args.order == "reference-first" else [dy, ref]
-        for server in order:
-            if server in ready:
-                state = w.ServerState(server=server, layouts=layouts, sampler=sampler)
-                results[server.key] = run_server(state, metrics, s)
+        states = [w.ServerState(server=x, layouts=layouts, sampler=sampler) for x in order if x in ready]
+        for metric in metrics:
+            print(f"== {metric.label}", file=sys.stderr, flush=True)
+            for key, measurement in run_row(states, metric, s).items():
+                results[key][metric.key] = measurement
     except KeyboardInterrupt:
         print("\ninterrupted: stopping servers and cleaning up", file=sys.stderr)
         return 130
@@ -398,8 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"Dockyard benchmark - {platform.node()} {os.cpu_count()} CPUs, loadavg before "
-        f"{load_before[0]:.2f}, after {load_after[0]:.2f}; best of {s.runs} run(s) per transfer row"
-        + (" [QUICK]" if args.quick else "")
+        f"{load_before[0]:.2f}, after {load_after[0]:.2f}; best of {s.runs} run(s) per transfer/skopeo row, "
+        f"{s.wrk_runs} wrk run(s) per wrk row" + (" [QUICK]" if args.quick else "")
     )
     if stand_in:
         print("NOTE: the 'Dockyard' column is a second reference registry (--candidate reference).")
@@ -418,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                 "candidate": args.candidate,
                 "dockyard_args": args.dockyard_args,
                 "dockyard_env": args.dockyard_environ,
+                "reference_env": args.reference_environ,
                 "order": args.order,
                 "settings": vars(s),
                 "servers": start_info,

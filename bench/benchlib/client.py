@@ -178,8 +178,7 @@ def schema2_manifest(config: bytes, layers: list[bytes]) -> bytes:
         "mediaType": DOCKER_MANIFEST_V2,
         "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": sha256_digest(config)},
         "layers": [
-            {"mediaType": DOCKER_LAYER_GZIP, "size": len(layer), "digest": sha256_digest(layer)}
-            for layer in layers
+            {"mediaType": DOCKER_LAYER_GZIP, "size": len(layer), "digest": sha256_digest(layer)} for layer in layers
         ],
     }
     return json.dumps(doc, indent=3).encode()

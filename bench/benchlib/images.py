@@ -79,8 +79,7 @@ def write_oci_layout(path: Path, layers: int, min_size: int, max_size: int, tag:
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": put(config), "size": len(config)},
             "layers": [
-                {"mediaType": OCI_LAYER_GZIP, "digest": put(layer.blob), "size": len(layer.blob)}
-                for layer in made
+                {"mediaType": OCI_LAYER_GZIP, "digest": put(layer.blob), "size": len(layer.blob)} for layer in made
             ],
         }
     ).encode()

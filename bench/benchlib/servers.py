@@ -193,9 +193,8 @@ class Server:
         return f"http://{self.host}"
 
     def start(self, timeout: float = 60.0) -> None:
-        log = open(self.log_path, "ab")
         t0 = time.perf_counter()
-        try:
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command,
                 cwd=self.workdir,
@@ -207,8 +206,6 @@ class Server:
                 # Only called while the benchmark has no other threads (servers start first).
                 preexec_fn=_die_with_parent,
             )
-        finally:
-            log.close()
         deadline = t0 + timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
@@ -282,7 +279,7 @@ log:
 """
 
 
-def reference_server(key: str, label: str, workdir: Path) -> Server:
+def reference_server(key: str, label: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     root = workdir / "storage"
@@ -296,7 +293,7 @@ def reference_server(key: str, label: str, workdir: Path) -> Server:
         workdir=workdir,
         log_path=workdir / "server.log",
         command=[REFERENCE_BINARY, "serve", str(config)],
-        env=clean_env(),
+        env=clean_env(extra_env),
     )
 
 

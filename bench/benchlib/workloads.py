@@ -1,7 +1,10 @@
-"""The workload: the same steps, run against one server at a time.
+"""The workload: the same steps, run against each server in turn.
 
-Every function takes the per-server state and the settings and returns a Measurement; a
-failure of one row is recorded as that row's error and does not stop the other rows.
+Every row is a generator `row(state, settings, measurement)` that does its untimed setup, then
+yields one sample per run (MiB/s, req/s, seconds, MiB), and may add notes, extra data or an
+error to the measurement. The runner advances the rows of both servers alternately, so run 1
+of the reference, run 1 of Dockyard, run 2 of the reference... share the same stretch of time
+on a noisy machine. A failure of one row is recorded as that row's error; other rows go on.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ class Settings:
     wrk_connections: int = 32
     wrk_duration: float = 10.0
     wrk_warmup: float = 2.0
+    wrk_runs: int = 3
     layers: int = 20
     layer_min: int = 1 * MiB
     layer_max: int = 2 * MiB
@@ -80,6 +84,7 @@ class ServerState:
     sampler: MemorySampler | None = None
     pushed_blobs: list[tuple[str, str, int]] = field(default_factory=list)  # (repo, digest, size)
     small_image: tuple[str, str, int] | None = None  # (repo, layer digest, layer size)
+    small_manifest_bytes: int = 0
     skopeo_repos: list[str] = field(default_factory=list)
 
 
@@ -106,14 +111,15 @@ def _push_one(state: ServerState, size: int, repo: str = "bench/monolithic") -> 
     return seconds
 
 
-def monolithic_push(state: ServerState, s: Settings) -> Measurement:
-    m = Measurement()
+Row = Callable[[ServerState, Settings, Measurement], Iterator[float]]
+
+
+def monolithic_push(state: ServerState, s: Settings, m: Measurement) -> Iterator[float]:
     for i in range(s.runs):
         seconds = _push_one(state, s.blob_bytes)
-        m.runs.append(s.blob_bytes / MiB / seconds)
-        log(state, f"monolithic push {i + 1}/{s.runs}: {m.runs[-1]:.1f} MiB/s ({seconds:.2f} s)")
-    m.value = max(m.runs)
-    return m
+        rate = s.blob_bytes / MiB / seconds
+        log(state, f"monolithic push {i + 1}/{s.runs}: {rate:.1f} MiB/s ({seconds:.2f} s)")
+        yield rate
 
 
 # -- 2. monolithic pull ---------------------------------------------------------------------------
@@ -148,8 +154,7 @@ def _curl_get(url: str, expected_size: int) -> float:
     return float(total)
 
 
-def monolithic_pull(state: ServerState, s: Settings) -> Measurement:
-    m = Measurement()
+def monolithic_pull(state: ServerState, s: Settings, m: Measurement) -> Iterator[float]:
     blobs = [b for b in state.pushed_blobs if b[2] == s.blob_bytes]
     if not blobs:
         log(state, "pull: pushing a blob first (untimed)")
@@ -161,17 +166,15 @@ def monolithic_pull(state: ServerState, s: Settings) -> Measurement:
     for i in range(s.runs):
         repo, digest, size = blobs[i % len(blobs)]
         seconds = _curl_get(f"{state.server.url}/v2/{repo}/blobs/{digest}", size)
-        m.runs.append(size / MiB / seconds)
-        log(state, f"monolithic pull {i + 1}/{s.runs}: {m.runs[-1]:.1f} MiB/s ({seconds:.2f} s)")
-    m.value = max(m.runs)
-    return m
+        rate = size / MiB / seconds
+        log(state, f"monolithic pull {i + 1}/{s.runs}: {rate:.1f} MiB/s ({seconds:.2f} s)")
+        yield rate
 
 
 # -- 3. chunked push ------------------------------------------------------------------------------
 
 
-def chunked_push(state: ServerState, s: Settings) -> Measurement:
-    m = Measurement()
+def chunked_push(state: ServerState, s: Settings, m: Measurement) -> Iterator[float]:
     repo = "bench/chunked"
     for i in range(s.runs):
         data = os.urandom(s.chunked_bytes)
@@ -179,10 +182,9 @@ def chunked_push(state: ServerState, s: Settings) -> Measurement:
         with Registry(state.server.port) as reg:
             seconds = _timed(lambda: reg.push_chunked(repo, data, digest, s.chunk_bytes))  # noqa: B023
             reg.check_blob(repo, digest, s.chunked_bytes)
-        m.runs.append(s.chunked_bytes / MiB / seconds)
-        log(state, f"chunked push {i + 1}/{s.runs}: {m.runs[-1]:.1f} MiB/s ({seconds:.2f} s)")
-    m.value = max(m.runs)
-    return m
+        rate = s.chunked_bytes / MiB / seconds
+        log(state, f"chunked push {i + 1}/{s.runs}: {rate:.1f} MiB/s ({seconds:.2f} s)")
+        yield rate
 
 
 # -- 4./5. wrk rows -------------------------------------------------------------------------------
@@ -205,10 +207,12 @@ def _small_image(state: ServerState, s: Settings) -> tuple[str, str, int]:
             raise WorkloadError("GET manifest by tag did not return the pushed bytes")
         reg.check_blob(repo, sha256_digest(layer.blob), len(layer.blob))
     state.small_image = (repo, sha256_digest(layer.blob), len(layer.blob))
+    state.small_manifest_bytes = len(manifest)
     return state.small_image
 
 
 _WRK_NUMBER = r"([0-9.]+)([a-zA-Z%]*)"
+_SIZE_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 _TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
@@ -233,15 +237,15 @@ def run_wrk(url: str, s: Settings, duration: float, headers: dict[str, str]) -> 
     total = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
     if not rps or not total:
         raise WorkloadError(f"could not parse wrk output:\n{out}")
+    read = re.search(r"requests in [0-9.]+\w+, ([0-9.]+)([KMGT]?B) read", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "requests_per_second": float(rps.group(1)),
         "requests": int(total.group(1)),
+        "bytes_read": float(read.group(1)) * _SIZE_UNITS[read.group(2)] if read else None,
         "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0,
-        "socket_errors": dict(
-            zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True)
-        )
+        "socket_errors": dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True))
         if sock
         else {},
         "latency_ms": {
@@ -253,49 +257,58 @@ def run_wrk(url: str, s: Settings, duration: float, headers: dict[str, str]) -> 
     }
 
 
-def _wrk_row(state: ServerState, s: Settings, path: str, headers: dict[str, str], name: str) -> Measurement:
-    m = Measurement()
+def _wrk_row(
+    state: ServerState,
+    s: Settings,
+    m: Measurement,
+    path: str,
+    headers: dict[str, str],
+    name: str,
+    body_size: int,
+) -> Iterator[float]:
     url = f"{state.server.url}{path}"
     if s.wrk_warmup > 0:
         run_wrk(url, s, s.wrk_warmup, headers)
-    res = run_wrk(url, s, s.wrk_duration, headers)
-    m.extra["wrk"] = res
-    m.runs.append(res["requests_per_second"])
-    lat = res["latency_ms"]
-    log(
-        state,
-        f"{name}: {res['requests_per_second']:.0f} req/s, {res['requests']} requests, "
-        f"p50 {lat['p50']} ms, p99 {lat['p99']} ms",
-    )
-    if res["requests"] == 0:
-        m.error = "wrk completed no request"
-        return m
-    if res["non_2xx_3xx"]:
-        m.error = f"{res['non_2xx_3xx']} of {res['requests']} responses were not 2xx/3xx"
-        return m
-    errors = {k: v for k, v in res["socket_errors"].items() if v}
-    if errors:
-        m.notes.append("wrk socket errors: " + ", ".join(f"{k} {v}" for k, v in errors.items()))
-    m.value = res["requests_per_second"]
-    return m
+    m.extra["wrk"] = []
+    for i in range(s.wrk_runs):
+        res = run_wrk(url, s, s.wrk_duration, headers)
+        m.extra["wrk"].append(res)
+        lat = res["latency_ms"]
+        log(
+            state,
+            f"{name} {i + 1}/{s.wrk_runs}: {res['requests_per_second']:.0f} req/s, "
+            f"{res['requests']} requests, p50 {lat['p50']} ms, p99 {lat['p99']} ms",
+        )
+        if res["requests"] == 0:
+            raise WorkloadError("wrk completed no request")
+        if res["non_2xx_3xx"]:
+            raise WorkloadError(f"{res['non_2xx_3xx']} of {res['requests']} responses were not 2xx/3xx")
+        # wrk does not look at bodies: at least make sure the responses were not shorter than one.
+        if res["bytes_read"] is not None and res["bytes_read"] < 0.95 * body_size * res["requests"]:
+            raise WorkloadError(f"{res['bytes_read'] / res['requests']:.0f} bytes per response, body is {body_size}")
+        errors = {k: v for k, v in res["socket_errors"].items() if v}
+        if errors:
+            m.notes.append(f"wrk run {i + 1} socket errors: " + ", ".join(f"{k} {v}" for k, v in errors.items()))
+        yield res["requests_per_second"]
 
 
-def manifest_get(state: ServerState, s: Settings) -> Measurement:
+def manifest_get(state: ServerState, s: Settings, m: Measurement) -> Iterator[float]:
     repo, _, _ = _small_image(state, s)
-    return _wrk_row(
+    yield from _wrk_row(
         state,
         s,
+        m,
         f"/v2/{repo}/manifests/latest",
         {"Accept": DOCKER_MANIFEST_V2},
         "manifest GET by tag",
+        state.small_manifest_bytes,
     )
 
 
-def small_blob_get(state: ServerState, s: Settings) -> Measurement:
+def small_blob_get(state: ServerState, s: Settings, m: Measurement) -> Iterator[float]:
     repo, digest, size = _small_image(state, s)
-    m = _wrk_row(state, s, f"/v2/{repo}/blobs/{digest}", {}, f"small blob GET ({size} B)")
     m.extra["blob_bytes"] = size
-    return m
+    yield from _wrk_row(state, s, m, f"/v2/{repo}/blobs/{digest}", {}, f"small blob GET ({size} B)", size)
 
 
 # -- 6. skopeo ------------------------------------------------------------------------------------
@@ -324,19 +337,15 @@ def _skopeo_push_one(state: ServerState, layout: OciLayout, index: int) -> tuple
     return repo, seconds
 
 
-def skopeo_push(state: ServerState, s: Settings) -> Measurement:
-    m = Measurement()
+def skopeo_push(state: ServerState, s: Settings, m: Measurement) -> Iterator[float]:
+    m.extra["image_bytes"] = [layout.total_bytes for layout in state.layouts]
     for i, layout in enumerate(state.layouts):
         _, seconds = _skopeo_push_one(state, layout, i)
-        m.runs.append(seconds)
         log(state, f"skopeo push {i + 1}/{len(state.layouts)}: {seconds:.2f} s")
-    m.value = min(m.runs)
-    m.extra["image_bytes"] = state.layouts[0].total_bytes
-    return m
+        yield seconds
 
 
-def skopeo_pull(state: ServerState, s: Settings) -> Measurement:
-    m = Measurement()
+def skopeo_pull(state: ServerState, s: Settings, m: Measurement) -> Iterator[float]:
     if not state.skopeo_repos:
         log(state, "skopeo pull: pushing the images first (untimed)")
         for i, layout in enumerate(state.layouts):
@@ -352,26 +361,23 @@ def skopeo_pull(state: ServerState, s: Settings) -> Measurement:
         if len(index.get("manifests", [])) != 1 or len(blobs) != want:
             raise WorkloadError(f"pulled layout {dest} has {len(blobs)} blobs, want {want}")
         shutil.rmtree(dest)
-        m.runs.append(seconds)
         log(state, f"skopeo pull {i + 1}/{len(state.skopeo_repos)}: {seconds:.2f} s")
-    m.value = min(m.runs)
-    return m
+        yield seconds
 
 
 # -- 7. memory ------------------------------------------------------------------------------------
 
 
-def peak_memory(state: ServerState, s: Settings) -> Measurement:
+def peak_memory(state: ServerState, s: Settings, m: Measurement) -> Iterator[float]:
     if state.sampler is None:
         raise WorkloadError("no memory sampler")
     tree = state.sampler.read(state.server.key)
-    m = Measurement(value=tree.sum_hwm_mib)
     m.extra["processes"] = tree.processes
     m.extra["peak_sampled_total_rss_mib"] = tree.peak_total_rss_kb / 1024
     if tree.processes > 1:
         m.notes.append(f"sum over {tree.processes} processes")
     log(state, f"peak memory: {tree.sum_hwm_mib:.1f} MiB VmHWM over {tree.processes} process(es)")
-    return m
+    yield tree.sum_hwm_mib
 
 
 def needed_tools(metric: str) -> list[str]:
