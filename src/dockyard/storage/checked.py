@@ -63,8 +63,8 @@ class _CheckedWriter(FileWriter):
     async def write(self, data: bytes) -> None:
         await self._owner._call("write", self._path, lambda: self._inner.write(data))
 
-    async def commit(self) -> None:
-        await self._owner._call("commit", self._path, self._inner.commit)
+    async def commit(self, durable: bool = True) -> None:
+        await self._owner._call("commit", self._path, lambda: self._inner.commit(durable))
 
     async def cancel(self) -> None:
         await self._owner._call("cancel", self._path, self._inner.cancel)

@@ -81,8 +81,13 @@ class FileWriter(abc.ABC):
     async def write(self, data: bytes) -> None: ...
 
     @abc.abstractmethod
-    async def commit(self) -> None:
-        """Make the content durable and visible at the path. The writer is closed after."""
+    async def commit(self, durable: bool = True) -> None:
+        """Make the content visible at the path and, unless ``durable=False``, durable
+        (on stable storage before this returns). The writer is closed after.
+
+        Uploads commit each chunk with ``durable=False`` and make the whole file durable
+        once, when the blob is committed: a chunk lost to a power cut only shortens the
+        upload, which the client learns from the upload's status."""
 
     @abc.abstractmethod
     async def cancel(self) -> None:

@@ -119,11 +119,12 @@ class _FsWriter(FileWriter):
             await anyio.to_thread.run_sync(_write)
         self._size += len(data)
 
-    async def commit(self) -> None:
+    async def commit(self, durable: bool = True) -> None:
         fd = self._require_fd()
 
         def _commit() -> None:
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
             os.close(fd)
             if self._tmp is not None:
                 try:
@@ -132,7 +133,8 @@ class _FsWriter(FileWriter):
                     with _suppress_missing():
                         os.unlink(self._tmp)
                     raise
-                _fsync_dir(os.path.dirname(self._final))
+                if durable:
+                    _fsync_dir(os.path.dirname(self._final))
 
         self._fd = None
         await anyio.to_thread.run_sync(_commit)

@@ -56,7 +56,7 @@ class _MemWriter(FileWriter):
         self._buf += data
         await checkpoint()  # let other tasks run, as a real backend's I/O would
 
-    async def commit(self) -> None:
+    async def commit(self, durable: bool = True) -> None:  # memory is as durable as it gets
         self._require_open()
         self._closed = True
         # Nothing is visible before this point, appended bytes included (like an object
