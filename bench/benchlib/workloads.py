@@ -92,7 +92,14 @@ def log(state: ServerState, msg: str) -> None:
     print(f"  [{state.server.label}] {msg}", file=sys.stderr, flush=True)
 
 
+def settle() -> None:
+    """Flush what earlier runs left dirty in the page cache, untimed. Servers take turns, so
+    without this one server's run pays for the writeback of the other's previous run."""
+    os.sync()
+
+
 def _timed(fn: Callable[[], None]) -> float:
+    settle()
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
@@ -316,6 +323,7 @@ def small_blob_get(state: ServerState, s: Settings, m: Measurement) -> Iterator[
 
 def _skopeo(args: list[str]) -> float:
     cmd = [SKOPEO, "--insecure-policy", "copy", "--quiet", *args]
+    settle()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=600)
     seconds = time.perf_counter() - t0
