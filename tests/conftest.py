@@ -45,11 +45,23 @@ class RunningServer:
                 self.process.wait()
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None) -> RunningServer:
+ADMIN_PASSWORD = "admin-test-password"
+
+
+def start_server(
+    data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None, auth: bool = False
+) -> RunningServer:
+    """Start `dockyard serve`. Protocol tests run with auth off; auth tests turn it on with
+    a known admin password."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server-{port}.log"
-    env = {**os.environ, **(extra_env or {})}
+    env = {
+        **os.environ,
+        "DOCKYARD_AUTH__ENABLED": "true" if auth else "false",
+        "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **(extra_env or {}),
+    }
     with open(log_path, "ab") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],
@@ -62,13 +74,13 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, port: 
 
 
 def wait_until_ready(server: RunningServer, what: str, seconds: float = 30) -> RunningServer:
-    """Wait for GET /v2/ to answer 200; stop the process and raise with its log otherwise."""
+    """Wait for GET /v2/ to answer (200, or 401 with auth on); stop the process and raise with its log otherwise."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"{what} exited with {server.process.returncode}:\n{server.log_path.read_text()}")
         try:
-            if httpx.get(f"{server.url}/v2/", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}/v2/", timeout=1).status_code in (200, 401):
                 return server
         except httpx.TransportError:
             pass

@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from .auth.gate import AuthGate
+from .auth.routes import ROUTES as AUTH_ROUTES
+from .auth.services import AuthServices
 from .config import Settings
 from .metadata.db import Database
 from .middleware import RegistryHeaders
@@ -26,6 +29,7 @@ def create_app(settings: Settings) -> Starlette:
     db.migrate()
     storage = create_driver(settings.storage.driver, settings.storage.params, str(settings.data_dir))
     registry = Registry.build(db, storage, settings.registry)
+    auth = AuthServices.build(settings, db) if settings.auth.enabled else None
 
     async def expire_uploads() -> None:
         # Until the job runner exists, each process sweeps stale sessions itself; the
@@ -39,19 +43,49 @@ def create_app(settings: Settings) -> Starlette:
                 log.exception("upload expiry failed; will try again")
             await asyncio.sleep(min(3600, max(60, settings.registry.upload_expiry_seconds / 4)))
 
+    async def sync_ldap(services: AuthServices) -> None:
+        while True:
+            try:
+                await services.accounts.sync_ldap_teams()
+                services.access.forget()
+            except Exception:
+                log.exception("LDAP team sync failed; will try again")
+            await asyncio.sleep(max(30, settings.auth.ldap_sync_interval_seconds))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(expire_uploads())
+        tasks = [asyncio.create_task(expire_uploads())]
+        if auth is not None:
+            generated = await auth.accounts.ensure_admin(settings.auth.admin_password)
+            if generated:
+                print(
+                    f"\nCreated the administrator account.\n  user:     admin\n  password: {generated}\n"
+                    "Keep it: it is shown only this once.\n",
+                    flush=True,
+                )
+            if settings.auth.ldap:
+                tasks.append(asyncio.create_task(sync_ldap(auth)))
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await storage.close()
         db.dispose()
 
+    middleware = [Middleware(RegistryHeaders, log_access=settings.server.access_log)]
+    routes = list(ROUTES)
+    if auth is not None:
+        middleware.append(
+            Middleware(
+                AuthGate, accounts=auth.accounts, access=auth.access, tokens=auth.tokens, service=settings.auth.service
+            )
+        )
+        routes += AUTH_ROUTES
     app = Starlette(
-        routes=ROUTES,
-        middleware=[Middleware(RegistryHeaders, log_access=settings.server.access_log)],
+        routes=routes,
+        middleware=middleware,
         exception_handlers=errors.HANDLERS,
         lifespan=lifespan,
     )
@@ -59,4 +93,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.db = db
     app.state.storage = storage
     app.state.registry = registry
+    app.state.auth = auth
     return app

@@ -43,6 +43,25 @@ class RegistrySettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    # Off only for protocol tests and benchmarks against registries without auth.
+    enabled: bool = True
+    service: str = "dockyard"  # the token audience ("service" in the challenge)
+    issuer: str = "dockyard"
+    token_ttl_seconds: int = 300
+    refresh_ttl_seconds: int = 30 * 24 * 3600
+    # The first admin's password on an empty database; empty = generate one and print it.
+    admin_password: str = ""
+    create_repository_on_push: bool = True
+    failed_login_limit: int = 10  # per account
+    failed_login_limit_per_address: int = 50  # wider: many users may share a NAT or a CI farm
+    failed_login_window_seconds: int = 300
+    # LDAP provider settings (see auth.ldap.LdapSettings); empty = local accounts only.
+    ldap: dict[str, Any] = field(default_factory=dict)
+    ldap_sync_interval_seconds: int = 600
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 5000
@@ -57,6 +76,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -155,11 +175,15 @@ def load(
             raise ConfigError(f"configuration file {path} must hold a mapping at the top")
         raw = _storage_from_raw(loaded)
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in (ENV_PREFIX + "CONFIG", ENV_PREFIX + "MASTER_KEY"):
             continue
+        if name == ENV_PREFIX + "ADMIN_PASSWORD":  # the documented short form
+            name = ENV_PREFIX + "AUTH__ADMIN_PASSWORD"
         keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
         if keys[0] == "storage" and len(keys) > 1 and keys[1] not in ("driver", "params"):
             keys = ["storage", "params", *keys[1:]]
+        if keys[:2] == ["auth", "ldap"] and len(keys) == 2:
+            raise ConfigError("auth.ldap is a block: set its keys, e.g. DOCKYARD_AUTH__LDAP__URL")
         _set_path(raw, keys, value)
     for dotted, value in (overrides or {}).items():
         if value is not None:

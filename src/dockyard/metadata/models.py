@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -102,4 +103,100 @@ uploads = Table(
     Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+
+# --- accounts and access (issue: accounts, permissions and the token service) --------------
+
+# Users and organizations share one namespace of names: a repository "<name>/..." belongs to it.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "user" | "organization"
+    Column("password_hash", String(255)),  # argon2; None for organizations and LDAP users
+    Column("full_name", String(255), nullable=False, default=""),
+    Column("email", String(255), nullable=False, default=""),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("ldap_dn", String(1024)),  # set for users that log in through LDAP
+    Column("created_at", Float, nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", String(1024), nullable=False, default=""),
+    Column("ldap_group_dn", String(1024)),  # members synced from this LDAP group
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_teams_org_name"),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("team_id", "account_id"),
+    Index("ix_team_members_account", "account_id"),
+)
+
+repository_settings = Table(
+    "repository_settings",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("visibility", String(16), nullable=False, default="private"),  # "public" | "private"
+    Column("short_description", String(255), nullable=False, default=""),
+)
+
+# A grant on one repository to a user (user-owned repositories) or a team (org-owned ones).
+repository_access = Table(
+    "repository_access",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE")),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE")),
+    Column("level", String(16), nullable=False),  # "read-only" | "read-write" | "admin"
+    UniqueConstraint("repository_id", "account_id", "team_id", name="uq_repository_access_grantee"),
+)
+
+# A team's grant on every repository of its organization.
+namespace_access = Table(
+    "namespace_access",
+    metadata,
+    Column("org_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("level", String(16), nullable=False),
+    PrimaryKeyConstraint("org_id", "team_id"),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the public half of the token
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("secret_hash", String(128), nullable=False),  # sha256 of the secret half (high entropy: no salt needed)
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=False),  # account name, "" for anonymous
+    Column("action", String(64), nullable=False),  # e.g. "login", "token", "account.create"
+    Column("target", String(1024), nullable=False, default=""),
+    Column("outcome", String(16), nullable=False),  # "allowed" | "denied" | "ok" | "failed"
+    Column("address", String(64), nullable=False, default=""),
+    Column("detail", Text),  # JSON
+    Index("ix_audit_events_at", "at"),
 )

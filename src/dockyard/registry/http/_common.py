@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -14,10 +14,28 @@ from ..reference import check_name
 if TYPE_CHECKING:
     from ..services import Registry
 
+# Set on the ASGI scope by the auth gate: who is asking, and whether a mount is allowed.
+PRINCIPAL = "dockyard.principal"
+MOUNT_DENIED = "dockyard.mount_denied"
+
 
 def registry(request: Request) -> Registry:
     reg: Registry = request.app.state.registry
     return reg
+
+
+def visibility_filter(request: Request) -> Callable[[list[str]], Awaitable[list[str]]] | None:
+    """What the caller may see of a list of repositories (None: everything, auth is off)."""
+    auth = request.app.state.auth
+    principal = request.scope.get(PRINCIPAL)
+    if auth is None or principal is None:
+        return None
+
+    async def visible(names: list[str]) -> list[str]:
+        result: list[str] = await auth.access.visible(principal, names)
+        return result
+
+    return visible
 
 
 def repo_name(request: Request) -> str:

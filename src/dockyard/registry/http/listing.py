@@ -21,7 +21,9 @@ async def tags(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     n = c.page_size(request)
-    page = await c.registry(request).manifests.catalog(n, request.query_params.get("last"))
+    page = await c.registry(request).manifests.catalog(
+        n, request.query_params.get("last"), c.visibility_filter(request)
+    )
     headers = {}
     if page.more and page.items:
         headers["Link"] = c.next_link(request.url.path, page.items[-1], n or len(page.items))

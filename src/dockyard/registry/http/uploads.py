@@ -34,7 +34,7 @@ async def start(request: Request) -> Response:
     uploads = c.registry(request).uploads
     q = request.query_params
     mount = q.get("mount")
-    if mount:
+    if mount and not request.scope.get(c.MOUNT_DENIED):
         source = q.get("from")
         # A mount that cannot happen is not an error: the client just uploads.
         if source is None or NAME_RE.fullmatch(source):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,7 +169,11 @@ class ManifestService:
         rows = await self.db.read(queries.list_tags, repo_id, last, limit + 1)
         return Page(rows[:limit], len(rows) > limit)
 
-    async def catalog(self, n: int | None, last: str | None) -> Page:
+    async def catalog(
+        self, n: int | None, last: str | None, visible: Callable[[list[str]], Awaitable[list[str]]] | None = None
+    ) -> Page:
+        """A page of repository names; with ``visible``, only those it keeps (pages are
+        filled from further rows, so a caller never sees a short page while more exist)."""
         if n is not None and n > self.catalog_max:
             raise codes.RegistryError(
                 codes.PAGINATION_NUMBER_INVALID, f"n must be at most {self.catalog_max}", detail={"n": n}
@@ -176,8 +181,21 @@ class ManifestService:
         limit = min(100, self.catalog_max) if n is None else n
         if limit == 0:
             return Page([], False)
-        rows = await self.db.read(queries.list_repositories, last, limit + 1)
-        return Page(rows[:limit], len(rows) > limit)
+        items: list[str] = []
+        cursor = last
+        while True:
+            rows = await self.db.read(queries.list_repositories, cursor, limit + 1)
+            batch = rows[:limit]
+            kept = await visible(batch) if visible is not None else batch
+            for name in kept:
+                if len(items) == limit:
+                    return Page(items, True)
+                items.append(name)
+            if len(rows) <= limit:
+                return Page(items, False)
+            if len(items) == limit:
+                return Page(items, True)
+            cursor = batch[-1]
 
     async def referrers(self, repo: str, digest: str, artifact_type: str | None) -> list[dict[str, Any]]:
         digests.parse(digest)

@@ -1,0 +1,126 @@
+"""Who may do what to a repository: DTR's model, deny unless granted.
+
+system admin                      everything
+namespace owner (user's own)      admin on the user's repositories
+org "owners" team member          admin on the organization's repositories
+team grants (repo or namespace)   read-only / read-write / admin, highest wins
+public repository                 pull for everyone, anonymous included
+repository that does not exist    push (which creates it, private) only if create-on-push is on
+                                  and the caller may write the namespace
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+from ..metadata import accounts as q
+from ..metadata.db import Database
+from .accounts import OWNERS
+from .principal import Principal
+
+LEVEL_ACTIONS = {
+    "read-only": frozenset({"pull"}),
+    "read-write": frozenset({"pull", "push", "delete"}),
+    "admin": frozenset({"pull", "push", "delete", "*"}),
+}
+ALL = LEVEL_ACTIONS["admin"]
+NONE: frozenset[str] = frozenset()
+_RANK = {"read-only": 1, "read-write": 2, "admin": 3}
+CACHE_SECONDS = 5.0  # how long a computed answer is reused for clients sending Basic each time
+
+
+def best(levels: list[str]) -> str | None:
+    return max(levels, key=lambda lv: _RANK.get(lv, 0)) if levels else None
+
+
+class AccessPolicy:
+    def __init__(self, db: Database, create_on_push: bool) -> None:
+        self.db = db
+        self.create_on_push = create_on_push
+        self._cache: OrderedDict[tuple[str, str], tuple[frozenset[str], float]] = OrderedDict()
+
+    def forget(self) -> None:
+        """Drop cached answers after a change of grants, visibility or membership."""
+        self._cache.clear()
+
+    async def actions(self, principal: Principal, repo: str) -> frozenset[str]:
+        if principal.is_admin:
+            return ALL
+        key = (principal.name, repo)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        result = await self.db.read(_actions, principal, repo, self.create_on_push)
+        self._cache[key] = (result, now + CACHE_SECONDS)
+        while len(self._cache) > 4096:
+            self._cache.popitem(last=False)
+        return result
+
+    async def level(self, principal: Principal, repo: str) -> str | None:
+        """The access level the principal has on an existing repository, for the API."""
+        acts = await self.actions(principal, repo)
+        if "*" in acts:
+            return "admin"
+        if "push" in acts:
+            return "read-write"
+        return "read-only" if "pull" in acts else None
+
+    async def visible(self, principal: Principal, names: list[str]) -> list[str]:
+        if principal.is_admin:
+            return names
+        out = []
+        for name in names:
+            if "pull" in await self.actions(principal, name):
+                out.append(name)
+        return out
+
+    async def can_manage_namespace(self, principal: Principal, namespace: str) -> bool:
+        """Owner of the namespace: the user itself, an org owner, or a system admin."""
+        if principal.is_admin:
+            return True
+        if principal.anonymous:
+            return False
+        return bool(await self.db.read(_namespace_level, principal, namespace) == "admin")
+
+
+def _namespace_level(conn: Any, principal: Principal, namespace: str) -> str | None:
+    """The principal's level over a whole namespace (None if no grant)."""
+    if principal.anonymous:
+        return None
+    if namespace == principal.name:
+        return "admin"
+    ns = q.get_account(conn, namespace)
+    if ns is None or ns.kind != "organization" or principal.account_id is None:
+        return None
+    team_ids = q.team_ids_of(conn, principal.account_id)
+    if not team_ids:
+        return None
+    owners = q.get_team(conn, namespace, OWNERS)
+    if owners is not None and owners.id in team_ids:
+        return "admin"
+    return best(q.namespace_levels(conn, ns.id, team_ids))
+
+
+def _actions(conn: Any, principal: Principal, repo: str, create_on_push: bool) -> frozenset[str]:
+    namespace = repo.split("/", 1)[0]
+    row = q.repository_row(conn, repo)
+    ns_level = _namespace_level(conn, principal, namespace)
+    if row is None:
+        # Pushing creates the repository: only namespace owners (the user, org owners, an
+        # admin namespace grant) may, and only when the setting allows it.
+        if create_on_push and ns_level == "admin" and "/" in repo:
+            return frozenset({"pull", "push"})
+        return NONE
+    repo_id, visibility = row
+    levels = [ns_level] if ns_level else []
+    if principal.account_id is not None:
+        team_ids = q.team_ids_of(conn, principal.account_id)
+        levels += q.repository_levels(conn, repo_id, principal.account_id, team_ids)
+    level = best(levels)
+    actions = LEVEL_ACTIONS[level] if level else NONE
+    if visibility == "public":
+        actions = actions | LEVEL_ACTIONS["read-only"]
+    return actions
