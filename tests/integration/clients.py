@@ -738,7 +738,7 @@ class DockerDaemon:
             parts.append(f"--- registry log ({self.registry.log_path}) ---\n{file_tail(self.registry.log_path, 40)}")
         return "\n".join(parts)
 
-    def docker(self, *args: str | Path, check: bool = True, timeout: float = 180) -> Result:
+    def docker(self, *args: str | Path, check: bool = True, timeout: float = 180, stdin: bytes | None = None) -> Result:
         env = {**os.environ, "DOCKER_CONFIG": str(self.root / "cli-config"), "DOCKER_BUILDKIT": "0"}
         env.pop("DOCKER_HOST", None)
         env.pop("DOCKER_CONTEXT", None)
@@ -746,6 +746,7 @@ class DockerDaemon:
             [self.cli, "-H", f"unix://{self.sock}", *map(str, args)],
             env=env,
             check=check,
+            stdin=stdin,
             timeout=timeout,
             context=self.context,
             log_dir=self.root,
