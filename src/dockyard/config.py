@@ -191,6 +191,8 @@ def load(
     settings: Settings = _build(Settings, raw, "")
     if not 0 <= settings.server.port <= 65535:
         raise ConfigError(f"server.port: {settings.server.port} is not a port number")
+    if settings.auth.admin_password and len(settings.auth.admin_password) < 8:
+        raise ConfigError("auth.admin_password (--admin-password, DOCKYARD_ADMIN_PASSWORD): at least 8 characters")
     if settings.registry.max_manifest_bytes < 4 << 20:
         raise ConfigError("registry.max_manifest_bytes: the spec requires at least 4 MiB")
     return settings

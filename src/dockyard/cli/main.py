@@ -28,6 +28,14 @@ def serve(
     config: Annotated[
         Optional[Path], typer.Option("--config", help="YAML configuration file.")  # noqa: UP045
     ] = None,
+    admin_password: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--admin-password",
+            help="Password of the first admin on an empty database (default: generated and printed once).",
+            envvar="DOCKYARD_ADMIN_PASSWORD",
+        ),
+    ] = None,
 ) -> None:
     """Run the registry (embedded default: SQLite and filesystem storage in the data folder)."""
     from .serve import run
@@ -36,6 +44,8 @@ def serve(
     try:
         if data_dir is not None:
             overrides["data_dir"] = str(data_dir)
+        if admin_password:
+            overrides["auth.admin_password"] = admin_password
         if listen is not None:
             host, port = parse_listen(listen)
             overrides["server.host"], overrides["server.port"] = host, port
