@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from .api import build_api
 from .auth.gate import AuthGate
 from .auth.routes import ROUTES as AUTH_ROUTES
 from .auth.services import AuthServices
@@ -94,4 +95,6 @@ def create_app(settings: Settings) -> Starlette:
     app.state.storage = storage
     app.state.registry = registry
     app.state.auth = auth
+    if auth is not None:
+        app.mount("/api/v0", build_api(auth, db, registry))
     return app

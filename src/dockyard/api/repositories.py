@@ -1,0 +1,157 @@
+"""/repositories: listing, creating, editing and deleting repositories, and their tags.
+
+Lists are paged by name: ``pageSize`` (1-1000, default 100) and ``pageStart`` (the last name
+of the previous page); when more follow, the answer's ``X-Next-Page-Start`` header says where.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from ..metadata import accounts as q
+from ..metadata import admin
+from ..registry import codes
+from ..registry.reference import NAME_MAX
+from .deps import Anyone, Caller, User
+from .errors import BadRequest, Conflict
+from .schemas import (
+    NewRepository,
+    Repository,
+    RepositoryList,
+    RepositoryPatch,
+    Tag,
+    repository_out,
+    tag_out,
+)
+
+router = APIRouter(tags=["repositories"])
+
+# One path component of the distribution grammar: DTR repositories are "<namespace>/<name>".
+REPOSITORY_NAME = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
+NEXT_PAGE = "X-Next-Page-Start"
+PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=1000, description="at most this many")]
+PageStart = Annotated[str | None, Query(alias="pageStart", description="the last name of the previous page")]
+
+
+async def _visible_page(
+    caller: Caller, namespace: str | None, start: str | None, size: int
+) -> tuple[list[admin.RepositoryRow], bool]:
+    """A page of the repositories the caller may read, filled from further rows as needed."""
+    items: list[admin.RepositoryRow] = []
+    cursor = start
+    while True:
+        rows = await caller.ctx.db.read(admin.repositories_page, namespace, cursor, size + 1)
+        batch = rows[:size]
+        visible = set(await caller.ctx.auth.access.visible(caller.principal, [r.name for r in batch]))
+        for row in batch:
+            if row.name in visible:
+                if len(items) == size:
+                    return items, True
+                items.append(row)
+        if len(rows) <= size:
+            return items, False
+        cursor = batch[-1].name
+
+
+def _page_headers(response: Response, items: list[str], more: bool) -> None:
+    if more and items:
+        response.headers[NEXT_PAGE] = items[-1]
+
+
+@router.get("/repositories", response_model=RepositoryList, summary="Repositories visible to the caller")
+async def list_all(
+    caller: Anyone, response: Response, page_size: PageSize = 100, page_start: PageStart = None
+) -> RepositoryList:
+    """Anonymous callers see the public repositories."""
+    rows, more = await _visible_page(caller, None, page_start, page_size)
+    _page_headers(response, [r.name for r in rows], more)
+    return RepositoryList(repositories=[repository_out(r) for r in rows])
+
+
+@router.get("/repositories/{namespace}", response_model=RepositoryList, summary="Repositories of a namespace")
+async def list_namespace(
+    caller: Anyone, namespace: str, response: Response, page_size: PageSize = 100, page_start: PageStart = None
+) -> RepositoryList:
+    await caller.ctx.auth.accounts.get(namespace)
+    start = page_start if page_start is None or "/" in page_start else f"{namespace}/{page_start}"
+    rows, more = await _visible_page(caller, namespace, start, page_size)
+    _page_headers(response, [r.short_name for r in rows], more)
+    return RepositoryList(repositories=[repository_out(r) for r in rows])
+
+
+@router.post(
+    "/repositories/{namespace}",
+    response_model=Repository,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a repository",
+)
+async def create(caller: User, namespace: str, body: NewRepository) -> Repository:
+    """The caller must manage the namespace: the user itself, an owner of the organization (or a
+    team with an admin grant on its namespace), or an administrator."""
+    await caller.require_namespace_manager(namespace)
+    name = f"{namespace}/{body.name}"
+    if not REPOSITORY_NAME.fullmatch(body.name) or len(name) > NAME_MAX:
+        raise BadRequest(
+            f"invalid repository name {body.name[:100]!r}: lowercase letters and digits, "
+            f"joined by '.', '_', '__' or '-', and at most {NAME_MAX} characters with the namespace"
+        )
+    row = await caller.ctx.db.write(admin.create_repository, name, body.visibility, body.short_description)
+    if row is None:
+        raise Conflict(f"repository {name} already exists")
+    await caller.audit("repository.create", name, {"visibility": body.visibility})
+    caller.ctx.auth.access.forget()
+    return repository_out(row)
+
+
+@router.get("/repositories/{namespace}/{repo}", response_model=Repository, summary="Get a repository")
+async def get(caller: Anyone, namespace: str, repo: str) -> Repository:
+    return repository_out(await caller.repository(namespace, repo))
+
+
+@router.patch("/repositories/{namespace}/{repo}", response_model=Repository, summary="Edit a repository")
+async def update(caller: User, namespace: str, repo: str, body: RepositoryPatch) -> Repository:
+    """visibility and shortDescription; repository admins only."""
+    row = await caller.repository(namespace, repo, "admin")
+    values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if values:
+        await caller.ctx.db.write(q.set_repository_settings, row.id, **values)
+        await caller.audit("repository.update", row.name, values)
+        caller.ctx.auth.access.forget()
+    updated = await caller.ctx.db.read(admin.repository, row.name)
+    assert updated is not None
+    return repository_out(updated)
+
+
+@router.delete("/repositories/{namespace}/{repo}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete")
+async def delete(caller: User, namespace: str, repo: str) -> Response:
+    """The repository with its tags, manifests, blob links, uploads in progress and grants.
+    The blobs stay until garbage collection finds no repository links them. Repository
+    admins only."""
+    row = await caller.repository(namespace, repo, "admin")
+    uploads = caller.ctx.registry.uploads
+    for upload_id in await caller.ctx.db.read(admin.upload_ids, row.id):
+        with contextlib.suppress(codes.RegistryError):  # finished or cancelled meanwhile
+            await uploads.cancel(row.name, upload_id)
+    await caller.ctx.db.write(admin.delete_repository, row.id)
+    await caller.audit("repository.delete", row.name)
+    caller.ctx.auth.access.forget()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/repositories/{namespace}/{repo}/tags", response_model=list[Tag], summary="Tags of a repository")
+async def tags(
+    caller: Anyone,
+    namespace: str,
+    repo: str,
+    response: Response,
+    page_size: PageSize = 100,
+    page_start: PageStart = None,
+) -> list[Tag]:
+    row = await caller.repository(namespace, repo)
+    rows = await caller.ctx.db.read(admin.tags_page, row.id, page_start, page_size + 1)
+    _page_headers(response, [t.name for t in rows[:page_size]], len(rows) > page_size)
+    return [tag_out(t) for t in rows[:page_size]]

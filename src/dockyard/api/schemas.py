@@ -1,0 +1,319 @@
+"""Request and response bodies of /api/v0, camelCase on the wire as DTR's API.
+
+Bodies refuse unknown fields, so a typo is an error and not a silent no-op. Responses are
+built from the services' frozen records by the ``*_out`` functions, never from ORM rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ..auth.principal import Principal
+from ..metadata import accounts as q
+from ..metadata.admin import RepositoryRow, TagRow
+
+AccessLevel = Literal["read-only", "read-write", "admin"]
+Visibility = Literal["public", "private"]
+_LEVELS: dict[str, AccessLevel] = {"read-only": "read-only", "read-write": "read-write", "admin": "admin"}
+
+
+def access_level(value: str) -> AccessLevel:
+    """A level read from the database, checked."""
+    return _LEVELS[value]
+
+
+def timestamp(value: float | None) -> datetime.datetime | None:
+    return None if value is None else datetime.datetime.fromtimestamp(value, datetime.UTC)
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid")
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+class Account(Schema):
+    id: int
+    type: Literal["user", "organization"]
+    name: str
+    full_name: str
+    email: str | None = Field(None, description="shown to the account itself and to administrators")
+    is_active: bool
+    is_admin: bool
+    is_ldap: bool = Field(description="the user logs in through LDAP")
+    created_at: datetime.datetime
+
+
+def account_out(a: q.Account, viewer: Principal | None = None) -> Account:
+    private = viewer is not None and (viewer.is_admin or viewer.name == a.name)
+    return Account(
+        id=a.id,
+        type="user" if a.kind == "user" else "organization",
+        name=a.name,
+        full_name=a.full_name,
+        email=a.email if private else None,
+        is_active=a.is_active,
+        is_admin=a.is_admin,
+        is_ldap=a.ldap_dn is not None,
+        created_at=datetime.datetime.fromtimestamp(a.created_at, datetime.UTC),
+    )
+
+
+class AccountList(Schema):
+    accounts: list[Account]
+
+
+class OrganizationList(Schema):
+    organizations: list[Account]
+
+
+class NewAccount(Body):
+    type: Literal["user", "organization"]
+    name: str = Field(min_length=1, max_length=64)
+    password: str | None = Field(None, description="required for users; organizations have none")
+    full_name: str = Field("", max_length=255)
+    email: str = Field("", max_length=255)
+    is_admin: bool = False
+    is_active: bool = True
+
+
+class AccountPatch(Body):
+    full_name: str | None = Field(None, max_length=255)
+    email: str | None = Field(None, max_length=255)
+    is_admin: bool | None = Field(None, description="administrators only")
+    is_active: bool | None = Field(None, description="administrators only")
+
+
+class ChangePassword(Body):
+    old_password: str | None = Field(None, description="required unless the caller is an administrator")
+    new_password: str
+
+
+# --- teams ---------------------------------------------------------------------------------
+
+
+class Team(Schema):
+    id: int
+    org_name: str
+    name: str
+    description: str
+    type: Literal["managed", "ldap"]
+    ldap_dn: str | None = Field(None, serialization_alias="ldapDN")
+
+
+def team_out(t: q.Team) -> Team:
+    return Team(
+        id=t.id,
+        org_name=t.org,
+        name=t.name,
+        description=t.description,
+        type="ldap" if t.ldap_group_dn else "managed",
+        ldap_dn=t.ldap_group_dn,
+    )
+
+
+class TeamList(Schema):
+    teams: list[Team]
+
+
+class NewTeam(Body):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field("", max_length=1024)
+    type: Literal["managed", "ldap"] = "managed"
+    ldap_dn: str | None = Field(None, alias="ldapDN", max_length=1024, description="the LDAP group, for type ldap")
+
+
+class TeamPatch(Body):
+    description: str | None = Field(None, max_length=1024)
+    type: Literal["managed", "ldap"] | None = None
+    ldap_dn: str | None = Field(None, alias="ldapDN", max_length=1024)
+
+
+class MemberList(Schema):
+    members: list[Account]
+
+
+class LdapSyncResult(Schema):
+    teams: dict[str, list[str]] = Field(description='members of each LDAP-linked team, by "org/team"')
+
+
+# --- repositories --------------------------------------------------------------------------
+
+
+class Repository(Schema):
+    id: int
+    namespace: str
+    name: str
+    short_description: str
+    visibility: Visibility
+    created_at: datetime.datetime
+
+
+def repository_out(r: RepositoryRow) -> Repository:
+    return Repository(
+        id=r.id,
+        namespace=r.namespace,
+        name=r.short_name,
+        short_description=r.short_description,
+        visibility="public" if r.visibility == "public" else "private",
+        created_at=datetime.datetime.fromtimestamp(r.created_at, datetime.UTC),
+    )
+
+
+class RepositoryList(Schema):
+    repositories: list[Repository]
+
+
+class NewRepository(Body):
+    name: str = Field(min_length=1, max_length=200)
+    visibility: Visibility = "private"
+    short_description: str = Field("", max_length=255)
+
+
+class RepositoryPatch(Body):
+    visibility: Visibility | None = None
+    short_description: str | None = Field(None, max_length=255)
+
+
+class Tag(Schema):
+    name: str
+    digest: str
+    media_type: str
+    size: int
+    updated_at: datetime.datetime
+
+
+def tag_out(t: TagRow) -> Tag:
+    return Tag(
+        name=t.name,
+        digest=t.digest,
+        media_type=t.media_type,
+        size=t.size,
+        updated_at=datetime.datetime.fromtimestamp(t.updated_at, datetime.UTC),
+    )
+
+
+# --- grants --------------------------------------------------------------------------------
+
+
+class AccessBody(Body):
+    access_level: AccessLevel
+
+
+class RepositoryAccess(Schema):
+    access_level: AccessLevel
+    repository: Repository
+
+
+class TeamRepositoryAccess(Schema):
+    team: Team
+    repository_access_list: list[RepositoryAccess]
+
+
+class TeamAccess(Schema):
+    access_level: AccessLevel
+    team: Team
+    repository: Repository
+
+
+class TeamGrant(Schema):
+    access_level: AccessLevel
+    team: Team
+
+
+class TeamAccessList(Schema):
+    repository: Repository
+    team_access_list: list[TeamGrant]
+
+
+class UserAccess(Schema):
+    access_level: AccessLevel
+    user: Account
+    repository: Repository
+
+
+class UserGrant(Schema):
+    access_level: AccessLevel
+    user: Account
+
+
+class UserAccessList(Schema):
+    repository: Repository
+    user_access_list: list[UserGrant]
+
+
+class NamespaceTeamAccess(Schema):
+    access_level: AccessLevel
+    team: Team
+    namespace: str
+
+
+class NamespaceTeamAccessList(Schema):
+    namespace: str
+    team_access_list: list[TeamGrant]
+
+
+# --- access tokens -------------------------------------------------------------------------
+
+
+class Token(Schema):
+    id: str
+    name: str
+    created_at: datetime.datetime
+    last_used_at: datetime.datetime | None
+    revoked: bool
+    revoked_at: datetime.datetime | None
+
+
+def token_out(t: q.TokenRecord) -> Token:
+    created = timestamp(t.created_at)
+    assert created is not None
+    return Token(
+        id=t.id,
+        name=t.name,
+        created_at=created,
+        last_used_at=timestamp(t.last_used_at),
+        revoked=t.revoked_at is not None,
+        revoked_at=timestamp(t.revoked_at),
+    )
+
+
+class TokenList(Schema):
+    tokens: list[Token]
+
+
+class NewToken(Body):
+    name: str = Field(min_length=1, max_length=100, description="what the token is for")
+
+
+class CreatedToken(Schema):
+    id: str
+    name: str
+    token: str = Field(description="the secret, shown only in this response; use it as the Basic password")
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+class AuditEvent(Schema):
+    id: int
+    at: datetime.datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    address: str
+    detail: Any = None
+
+
+class AuditList(Schema):
+    events: list[AuditEvent]
