@@ -11,23 +11,17 @@ import httpx
 import jwt
 import pytest
 
-from dockyard.auth.accounts import AccountService
-from dockyard.auth.audit import AuditLog
-from dockyard.auth.passwords import Passwords
-from dockyard.auth.ratelimit import FailureLimiter
 from dockyard.metadata import accounts as q
 from dockyard.metadata import queries
-from dockyard.metadata.db import Database
 from tests.auth.conftest import GROUPS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, Slapd, password_of
-from tests.auth.world import basic
+from tests.auth.world import basic, offline_services
 from tests.conftest import RunningServer, start_server
 
 
 async def _prepare(data_dir: Path) -> None:
     """Before the server starts: an org whose team follows the LDAP group "devs"."""
-    db = Database(f"sqlite:///{data_dir / 'db' / 'dockyard.db'}")
+    db, accounts = offline_services(data_dir)
     db.migrate()
-    accounts = AccountService(db, AuditLog(db), Passwords(), FailureLimiter(100, 60), FailureLimiter(100, 60))
     await accounts.create_org("", "acme")
     await accounts.create_team("", "acme", "devs", ldap_group_dn=f"cn=devs,{GROUPS}")
 

@@ -23,9 +23,14 @@ def basic(user: str, password: str = PASSWORD) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-async def _populate(data_dir: Path) -> None:
+def offline_services(data_dir: Path) -> tuple[Database, AccountService]:
+    """The server's database and an account service on it, for setting up a test world."""
     db = Database(f"sqlite:///{data_dir / 'db' / 'dockyard.db'}")
-    accounts = AccountService(db, AuditLog(db), Passwords(), FailureLimiter(100, 60), FailureLimiter(100, 60))
+    return db, AccountService(db, AuditLog(db), Passwords(), FailureLimiter(100, 60), FailureLimiter(100, 60))
+
+
+async def _populate(data_dir: Path) -> None:
+    db, accounts = offline_services(data_dir)
     for user in USERS:
         await accounts.create_user("admin", user, PASSWORD)
     await accounts.create_org("alice", "acme")  # alice is in acme's owners team

@@ -10,12 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.auth.accounts import AccountService
-from dockyard.auth.audit import AuditLog
-from dockyard.auth.passwords import Passwords
-from dockyard.auth.ratelimit import FailureLimiter
-from dockyard.metadata.db import Database
-from tests.auth.world import PASSWORD, populate
+from tests.auth.world import PASSWORD, offline_services, populate
 from tests.conftest import ADMIN_PASSWORD, RunningServer, start_server
 
 from .clients import Clients, DockerDaemon, LayoutWriter, Platform, docker_pull_digest, docker_push_digest
@@ -46,8 +41,7 @@ def _image(tmp_path: Path, name: str) -> str:
 
 
 async def _token(data_dir: Path, user: str, revoke: bool) -> str:
-    db = Database(f"sqlite:///{data_dir / 'db' / 'dockyard.db'}")
-    accounts = AccountService(db, AuditLog(db), Passwords(), FailureLimiter(100, 60), FailureLimiter(100, 60))
+    db, accounts = offline_services(data_dir)
     new = await accounts.create_token(user, user, "ci")
     if revoke:
         await accounts.revoke_token(user, user, new.id)

@@ -330,38 +330,24 @@ def create_token(conn: Connection, token_id: str, account_id: int, name: str, se
     )
 
 
+_TOKENS = select(
+    access_tokens.c.id,
+    accounts.c.name,
+    access_tokens.c.name,
+    access_tokens.c.secret_hash,
+    access_tokens.c.created_at,
+    access_tokens.c.last_used_at,
+    access_tokens.c.revoked_at,
+).select_from(access_tokens.join(accounts, accounts.c.id == access_tokens.c.account_id))
+
+
 def get_token(conn: Connection, token_id: str) -> TokenRecord | None:
-    row = conn.execute(
-        select(
-            access_tokens.c.id,
-            accounts.c.name,
-            access_tokens.c.name,
-            access_tokens.c.secret_hash,
-            access_tokens.c.created_at,
-            access_tokens.c.last_used_at,
-            access_tokens.c.revoked_at,
-        )
-        .select_from(access_tokens.join(accounts, accounts.c.id == access_tokens.c.account_id))
-        .where(access_tokens.c.id == token_id)
-    ).first()
+    row = conn.execute(_TOKENS.where(access_tokens.c.id == token_id)).first()
     return TokenRecord(*row) if row else None
 
 
 def list_tokens(conn: Connection, account_id: int) -> list[TokenRecord]:
-    rows = conn.execute(
-        select(
-            access_tokens.c.id,
-            accounts.c.name,
-            access_tokens.c.name,
-            access_tokens.c.secret_hash,
-            access_tokens.c.created_at,
-            access_tokens.c.last_used_at,
-            access_tokens.c.revoked_at,
-        )
-        .select_from(access_tokens.join(accounts, accounts.c.id == access_tokens.c.account_id))
-        .where(access_tokens.c.account_id == account_id)
-        .order_by(access_tokens.c.created_at)
-    )
+    rows = conn.execute(_TOKENS.where(access_tokens.c.account_id == account_id).order_by(access_tokens.c.created_at))
     return [TokenRecord(*r) for r in rows]
 
 
