@@ -78,11 +78,6 @@ def create_app(settings: Settings) -> Starlette:
     middleware = [Middleware(RegistryHeaders, log_access=settings.server.access_log)]
     routes = list(ROUTES)
     if auth is not None:
-        middleware.append(
-            Middleware(
-                AuthGate, accounts=auth.accounts, access=auth.access, tokens=auth.tokens, service=settings.auth.service
-            )
-        )
         routes += AUTH_ROUTES
     app = Starlette(
         routes=routes,
@@ -95,6 +90,11 @@ def create_app(settings: Settings) -> Starlette:
     app.state.storage = storage
     app.state.registry = registry
     app.state.auth = auth
+    app.state.gate = (
+        AuthGate(accounts=auth.accounts, access=auth.access, tokens=auth.tokens, service=settings.auth.service)
+        if auth is not None
+        else None
+    )
     if auth is not None:
         app.mount("/api/v0", build_api(auth, db, registry))
     return app

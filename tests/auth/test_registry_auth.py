@@ -380,3 +380,17 @@ def test_auth_decisions_are_audited(auth_server: RunningServer, http: httpx.Clie
     con.close()
     assert ("bob", "login", "failed") in rows
     assert ("bob", "token", "denied") in rows
+
+
+def test_the_authorized_name_is_the_served_name(http: httpx.Client, seeded: None) -> None:
+    """A path naming a public repository early on must not unlock a private one whose name
+    contains it: the router's name is the one authorized."""
+    secret = os.urandom(32)
+    r = http.post(
+        "/v2/acme/pub/manifests/x/blobs/uploads/", params={"digest": sha256(secret)}, content=secret, headers=ADMIN
+    )
+    assert r.status_code == 201
+    for headers in ({}, basic("dave")):
+        r = http.get(f"/v2/acme/pub/manifests/x/blobs/{sha256(secret)}", headers=headers)
+        assert r.status_code in (401, 403) and secret not in r.content
+    assert http.get(f"/v2/acme/pub/manifests/x/blobs/{sha256(secret)}", headers=ADMIN).content == secret

@@ -24,6 +24,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
+from ..auth.access import RANK
 from ..auth.accounts import OWNERS, LoginFailed, TooManyAttempts
 from ..auth.principal import ANONYMOUS, Principal
 from ..auth.services import AuthServices
@@ -32,8 +33,6 @@ from ..metadata import admin
 from ..metadata.db import Database
 from ..registry.services import Registry
 from .errors import BadRequest, Denied, NotFound, TooManyRequests, Unauthorized
-
-_RANK = {"read-only": 1, "read-write": 2, "admin": 3}
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ class Caller:
             if self.principal.anonymous:
                 raise Unauthorized()
             raise NotFound(f"repository {name} does not exist or is not visible to {self.name}")
-        if _RANK[level] < _RANK[need]:
+        if RANK[level] < RANK[need]:
             if self.principal.anonymous:
                 raise Unauthorized()
             raise Denied(f"{self.name} has {level} access to {name}; this needs {need}")

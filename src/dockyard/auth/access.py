@@ -27,12 +27,12 @@ LEVEL_ACTIONS = {
 }
 ALL = LEVEL_ACTIONS["admin"]
 NONE: frozenset[str] = frozenset()
-_RANK = {"read-only": 1, "read-write": 2, "admin": 3}
+RANK = {"read-only": 1, "read-write": 2, "admin": 3}
 CACHE_SECONDS = 5.0  # how long a computed answer is reused for clients sending Basic each time
 
 
 def best(levels: list[str]) -> str | None:
-    return max(levels, key=lambda lv: _RANK.get(lv, 0)) if levels else None
+    return max(levels, key=lambda lv: RANK.get(lv, 0)) if levels else None
 
 
 class AccessPolicy:

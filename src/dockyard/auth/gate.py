@@ -1,5 +1,8 @@
 """Authentication and authorization for /v2/, in one place, before any handler runs.
 
+The registry's routes call ``check`` with the repository name the router itself extracted,
+so the name that is authorized is always the name that is served.
+
 (method, repository, mount source) → the actions the request needs; the caller's Bearer
 token, Basic credentials or anonymity → the actions it has; anything short of that is a
 401 with a Bearer challenge naming the scope (docker then fetches a token and retries), or
@@ -10,21 +13,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from urllib.parse import parse_qs
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from ..registry import codes
-from ..registry.errors import error_response
 from ..registry.http._common import MOUNT_DENIED, PRINCIPAL
 from ..registry.reference import NAME_RE
 from .access import AccessPolicy
 from .accounts import AccountService, LoginFailed, TooManyAttempts
 from .principal import ANONYMOUS, Principal
 from .tokens import AccessClaims, InvalidToken, TokenService
-
-_REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
 
 
 def required_actions(method: str) -> tuple[str, ...]:
@@ -47,7 +46,6 @@ def realm_of(scope: Scope, path: str) -> str:
 class AuthGate:
     def __init__(
         self,
-        app: ASGIApp,
         *,
         accounts: AccountService,
         access: AccessPolicy,
@@ -55,24 +53,11 @@ class AuthGate:
         service: str,
         realm_path: str = "/auth/token",
     ) -> None:
-        self.app = app
         self.accounts = accounts
         self.access = access
         self.tokens = tokens
         self.service = service
         self.realm_path = realm_path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v2"):
-            await self.app(scope, receive, send)
-            return
-        try:
-            await self._check(scope)
-        except codes.RegistryError as err:
-            response = error_response(err, scope["method"])
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
     def _challenge(self, scope: Scope, scopes: list[str], error: str | None, message: str) -> codes.RegistryError:
         parts = [f'realm="{realm_of(scope, self.realm_path)}"', f'service="{self.service}"']
@@ -119,27 +104,28 @@ class AuthGate:
 
     async def _allowed(self, principal: Principal, claims: AccessClaims | None, repo: str) -> frozenset[str]:
         if claims is not None:
-            return frozenset(a for a in ("pull", "push", "delete", "*") if claims.allows("repository", repo, a))
+            return claims.actions_on("repository", repo)
         return await self.access.actions(principal, repo)
 
-    async def _check(self, scope: Scope) -> None:
-        path, method = scope["path"], scope["method"]
+    async def check(self, scope: Scope, resource: str) -> None:
+        """Raise the RegistryError to answer with, or return to let the handler run.
+        ``resource`` is "base", "catalog" or "repository" (then path_params has the name)."""
+        method = scope["method"]
         principal, claims = await self._identify(scope)
         scope[PRINCIPAL] = principal
-        if path in ("/v2", "/v2/"):
+        if resource == "base":
             if principal.anonymous:
                 raise self._challenge(scope, [], None, "authentication required")
             return
-        if path == "/v2/_catalog":
+        if resource == "catalog":
             if principal.anonymous:
                 raise self._challenge(scope, ["registry:catalog:*"], None, "authentication required")
             if claims is not None:  # the listing is filtered by the account's own rights
                 scope[PRINCIPAL] = await self.accounts.principal_for(claims.subject, "bearer") or ANONYMOUS
             return
-        m = _REPO_PATH.match(path)
-        if m is None or not NAME_RE.fullmatch(m.group("name")):
-            return  # the router answers 404 / NAME_INVALID; nothing to protect
-        repo = m.group("name")
+        repo = scope["path_params"]["name"]
+        if not NAME_RE.fullmatch(repo):
+            return  # the handler answers NAME_INVALID before touching anything
         need = required_actions(method)
         have = await self._allowed(principal, claims, repo)
         if not all(a in have or "*" in have for a in need):

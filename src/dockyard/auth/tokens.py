@@ -32,6 +32,9 @@ class AccessClaims:
         actions = self.access.get(f"{rtype}:{name}")
         return actions is not None and (action in actions or "*" in actions)
 
+    def actions_on(self, rtype: str, name: str) -> frozenset[str]:
+        return self.access.get(f"{rtype}:{name}", frozenset())
+
 
 class TokenService:
     def __init__(self, key: SigningKey, issuer: str, service: str, ttl: int, refresh_ttl: int) -> None:
