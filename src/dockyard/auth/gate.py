@@ -84,7 +84,7 @@ class AuthGate:
                 claims = self.tokens.verify(value.strip())
             except InvalidToken as e:
                 raise self._challenge(scope, [], "invalid_token", f"invalid token: {e}") from None
-            return Principal(claims.subject, None if not claims.subject else -1, False, "bearer"), claims
+            return claims.principal, claims
         if kind == "basic":
             try:
                 user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")

@@ -12,6 +12,7 @@ from typing import Any
 import jwt
 
 from .keys import SigningKey
+from .principal import Principal
 from .scopes import Scope
 
 LEEWAY = 60  # seconds of clock skew tolerated on exp/nbf, as the reference does
@@ -27,6 +28,8 @@ class AccessClaims:
     subject: str
     expires: float
     access: dict[str, frozenset[str]]  # "type:name" -> actions
+    # Who the token speaks for; its rights are those in ``access``, never the account's.
+    principal: Principal
 
     def allows(self, rtype: str, name: str, action: str) -> bool:
         actions = self.access.get(f"{rtype}:{name}")
@@ -95,7 +98,9 @@ class TokenService:
             if isinstance(entry, dict) and isinstance(entry.get("actions"), list):
                 key = f"{entry.get('type')}:{entry.get('name')}"
                 access[key] = access.get(key, frozenset()) | frozenset(map(str, entry["actions"]))
-        result = AccessClaims(str(claims.get("sub", "")), float(claims["exp"]), access)
+        subject = str(claims.get("sub", ""))
+        principal = Principal(subject, -1 if subject else None, False, "bearer")
+        result = AccessClaims(subject, float(claims["exp"]), access, principal)
         self._verified[token] = result
         while len(self._verified) > 4096:
             self._verified.popitem(last=False)
