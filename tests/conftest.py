@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,8 +33,15 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should verify with: the server's own CA over HTTPS."""
+        if not self.url.startswith("https:"):
+            return True
+        ca = self.data_dir / "ca" / "ca.crt"
+        return ssl.create_default_context(cafile=str(ca)) if ca.exists() else False
+
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
+        return httpx.Client(base_url=self.url, timeout=60, verify=self.verify())
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
@@ -49,10 +57,15 @@ ADMIN_PASSWORD = "admin-test-password"
 
 
 def start_server(
-    data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None, auth: bool = False
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+    auth: bool = False,
+    tls: bool = False,
 ) -> RunningServer:
     """Start `dockyard serve`. Protocol tests run with auth off; auth tests turn it on with
-    a known admin password."""
+    a known admin password. Plain HTTP (`--http`) unless ``tls``: then HTTPS with the built-in
+    CA (``<data_dir>/ca/ca.crt``, see ``RunningServer.verify``)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server-{port}.log"
@@ -64,12 +77,17 @@ def start_server(
     }
     with open(log_path, "ab") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"],
+            [
+                *(sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data_dir)),
+                *("--listen", f"127.0.0.1:{port}"),
+                *(() if tls else ("--http",)),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
-    server = RunningServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{port}", data_dir, proc, log_path)
+    scheme = "https" if tls else "http"
+    server = RunningServer(f"127.0.0.1:{port}", f"{scheme}://127.0.0.1:{port}", data_dir, proc, log_path)
     return wait_until_ready(server, "dockyard serve")
 
 
@@ -80,7 +98,7 @@ def wait_until_ready(server: RunningServer, what: str, seconds: float = 30) -> R
         if server.process.poll() is not None:
             raise RuntimeError(f"{what} exited with {server.process.returncode}:\n{server.log_path.read_text()}")
         try:
-            if httpx.get(f"{server.url}/v2/", timeout=1).status_code in (200, 401):
+            if httpx.get(f"{server.url}/v2/", timeout=1, verify=server.verify()).status_code in (200, 401):
                 return server
         except httpx.TransportError:
             pass

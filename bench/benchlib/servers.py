@@ -332,6 +332,7 @@ def dockyard_server(
             str(data_dir),
             "--listen",
             f"{LOOPBACK}:{port}",
+            "--http",  # the reference serves plain HTTP too
             *extra_args,
         ],
         env=env,

@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 
 from .api import build_api
 from .auth.gate import AuthGate
 from .auth.routes import ROUTES as AUTH_ROUTES
 from .auth.services import AuthServices
+from .ca import served_ca_certificate
+from .ca.routes import ca_certificate
 from .config import Settings
 from .metadata.db import Database
 from .middleware import RegistryHeaders
@@ -31,6 +34,7 @@ def create_app(settings: Settings) -> Starlette:
     storage = create_driver(settings.storage.driver, settings.storage.params, str(settings.data_dir))
     registry = Registry.build(db, storage, settings.registry)
     auth = AuthServices.build(settings, db) if settings.auth.enabled else None
+    ca_certificate_pem = served_ca_certificate(settings)
 
     async def expire_uploads() -> None:
         # Until the job runner exists, each process sweeps stale sessions itself; the
@@ -76,7 +80,7 @@ def create_app(settings: Settings) -> Starlette:
         db.dispose()
 
     middleware = [Middleware(RegistryHeaders, log_access=settings.server.access_log)]
-    routes = list(ROUTES)
+    routes = [*ROUTES, Route("/ca", ca_certificate, methods=["GET"])]
     if auth is not None:
         routes += AUTH_ROUTES
     app = Starlette(
@@ -90,6 +94,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.storage = storage
     app.state.registry = registry
     app.state.auth = auth
+    app.state.ca_certificate = ca_certificate_pem
     app.state.gate = (
         AuthGate(accounts=auth.accounts, access=auth.access, tokens=auth.tokens, service=settings.auth.service)
         if auth is not None

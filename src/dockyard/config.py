@@ -69,6 +69,23 @@ class ServerSettings:
     access_log: bool = False
 
 
+def _default_hostnames() -> list[str]:
+    return ["localhost", "127.0.0.1", "::1"]
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    # HTTPS by default, with a certificate from the built-in CA (see dockyard.ca).
+    enabled: bool = True
+    # Names and addresses in the server certificate (plus server.host unless a wildcard).
+    hostnames: list[str] = field(default_factory=_default_hostnames)
+    # Bring your own: both or neither; then the built-in CA does not issue the server certificate.
+    cert_file: str = ""
+    key_file: str = ""
+    # A second listener that answers every request with 308 to https; 0 = off.
+    redirect_http_port: int = 0
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("dockyard-data")
@@ -77,6 +94,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -107,6 +125,12 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         if not isinstance(value, (str, Path)) or not str(value):
             raise ConfigError(f"{where}: expected a path, got {value!r}")
         return Path(value)
+    if typ == list[str]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list (or comma-separated string), got {value!r}")
+        out = [_coerce(item, str, where).strip() for item in items]
+        return [item for item in out if item]
     if typ == dict[str, Any]:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
@@ -193,6 +217,12 @@ def load(
         raise ConfigError(f"server.port: {settings.server.port} is not a port number")
     if settings.auth.admin_password and len(settings.auth.admin_password) < 8:
         raise ConfigError("auth.admin_password (--admin-password, DOCKYARD_ADMIN_PASSWORD): at least 8 characters")
+    if bool(settings.tls.cert_file) != bool(settings.tls.key_file):
+        raise ConfigError("tls.cert_file and tls.key_file: set both (bring your own certificate) or neither")
+    if not 0 <= settings.tls.redirect_http_port <= 65535:
+        raise ConfigError(f"tls.redirect_http_port: {settings.tls.redirect_http_port} is not a port number")
+    if settings.tls.redirect_http_port and settings.tls.redirect_http_port == settings.server.port:
+        raise ConfigError("tls.redirect_http_port: must differ from server.port")
     if settings.registry.max_manifest_bytes < 4 << 20:
         raise ConfigError("registry.max_manifest_bytes: the spec requires at least 4 MiB")
     return settings

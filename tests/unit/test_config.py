@@ -64,3 +64,18 @@ def test_parse_listen() -> None:
     assert parse_listen("[::1]:80") == ("::1", 80)
     with pytest.raises(ConfigError):
         parse_listen("nonsense")
+
+
+def test_tls_settings() -> None:
+    s = load(environ={})
+    assert s.tls.enabled and s.tls.hostnames == ["localhost", "127.0.0.1", "::1"]
+    assert (s.tls.cert_file, s.tls.key_file, s.tls.redirect_http_port) == ("", "", 0)
+    s = load(environ={"DOCKYARD_TLS__HOSTNAMES": " a.example ,10.0.0.1,, ", "DOCKYARD_TLS__ENABLED": "off"})
+    assert s.tls.hostnames == ["a.example", "10.0.0.1"] and not s.tls.enabled
+    assert load(environ={}, overrides={"tls.hostnames": ["x", 5]}).tls.hostnames == ["x", "5"]
+    with pytest.raises(ConfigError, match="tls.hostnames"):
+        load(environ={}, overrides={"tls.hostnames": {"a": 1}})
+    with pytest.raises(ConfigError, match="set both"):
+        load(environ={"DOCKYARD_TLS__KEY_FILE": "/k"})
+    with pytest.raises(ConfigError, match="redirect_http_port"):
+        load(environ={"DOCKYARD_TLS__REDIRECT_HTTP_PORT": "5000"})

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -39,7 +39,7 @@ def master_key(config_dir: Path, environ_value: str | None = None) -> bytes:
         return key
     path = config_dir / "master.key"
     if not path.exists():
-        _write_private(path, base64.b64encode(secrets.token_bytes(32)))
+        write_private(path, base64.b64encode(secrets.token_bytes(32)))
     return base64.b64decode(path.read_bytes())
 
 
@@ -86,6 +86,6 @@ class SigningKey:
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(kek),
         )
-        _write_private(key_path, pem)
+        write_private(key_path, pem)
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(key, cert)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from ..config import ConfigError, load, parse_listen
+from .ca import app as ca_app
 
 app = typer.Typer(
     name="dockyard",
@@ -17,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+app.add_typer(ca_app, name="ca")
 
 
 @app.command()
@@ -36,6 +38,9 @@ def serve(
             envvar="DOCKYARD_ADMIN_PASSWORD",
         ),
     ] = None,
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve plain HTTP instead of HTTPS (loopback scripts and tests).")
+    ] = False,
 ) -> None:
     """Run the registry (embedded default: SQLite and filesystem storage in the data folder)."""
     from .serve import run
@@ -46,6 +51,8 @@ def serve(
             overrides["data_dir"] = str(data_dir)
         if admin_password:
             overrides["auth.admin_password"] = admin_password
+        if http:
+            overrides["tls.enabled"] = False
         if listen is not None:
             host, port = parse_listen(listen)
             overrides["server.host"], overrides["server.port"] = host, port
