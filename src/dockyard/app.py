@@ -20,6 +20,7 @@ from .ca.routes import ca_certificate
 from .config import Settings
 from .metadata.db import Database
 from .middleware import RegistryHeaders
+from .observability import health, metrics
 from .registry import errors
 from .registry.routes import ROUTES
 from .registry.services import Registry
@@ -79,8 +80,9 @@ def create_app(settings: Settings) -> Starlette:
         await storage.close()
         db.dispose()
 
-    middleware = [Middleware(RegistryHeaders, log_access=settings.server.access_log)]
-    routes = [*ROUTES, Route("/ca", ca_certificate, methods=["GET"])]
+    meters = metrics.Metrics(db)
+    middleware = [Middleware(RegistryHeaders, log_access=settings.server.access_log, metrics=meters.http)]
+    routes = [*ROUTES, Route("/ca", ca_certificate, methods=["GET"]), *health.ROUTES, *metrics.ROUTES]
     if auth is not None:
         routes += AUTH_ROUTES
     app = Starlette(
@@ -90,6 +92,8 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = meters
+    app.state.health = health.HealthCheck(db, storage, auth_enabled=auth is not None)
     app.state.db = db
     app.state.storage = storage
     app.state.registry = registry

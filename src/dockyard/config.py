@@ -67,6 +67,7 @@ class ServerSettings:
     port: int = 5000
     log_level: str = "info"
     access_log: bool = False
+    log_format: str = "text"  # "text" or "json" (one object per line, with the request id)
 
 
 def _default_hostnames() -> list[str]:
@@ -223,6 +224,8 @@ def load(
         raise ConfigError(f"tls.redirect_http_port: {settings.tls.redirect_http_port} is not a port number")
     if settings.tls.redirect_http_port and settings.tls.redirect_http_port == settings.server.port:
         raise ConfigError("tls.redirect_http_port: must differ from server.port")
+    if settings.server.log_format not in ("text", "json"):
+        raise ConfigError(f"server.log_format: expected text or json, got {settings.server.log_format!r}")
     if settings.registry.max_manifest_bytes < 4 << 20:
         raise ConfigError("registry.max_manifest_bytes: the spec requires at least 4 MiB")
     return settings

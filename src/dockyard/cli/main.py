@@ -76,5 +76,16 @@ def check_config(
     Console().print(settings)
 
 
+# Operator verbs on a data folder (dockyard.ops).
+from .ops import backup, destroy, emergency_repair, install, restore, upgrade  # noqa: E402
+
+app.command()(install)
+app.command()(backup)
+app.command()(restore)
+app.command()(upgrade)
+app.command("emergency-repair")(emergency_repair)
+app.command()(destroy)
+
+
 def main() -> None:
     app()

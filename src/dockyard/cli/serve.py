@@ -18,6 +18,7 @@ from rich.console import Console
 from ..app import create_app
 from ..ca import ServerCredentials, ensure_server_certificate
 from ..config import Settings
+from ..observability.logs import configure_logging
 from ..storage.factory import UnknownDriver
 
 log = logging.getLogger("dockyard")
@@ -67,10 +68,7 @@ def _check_credentials(creds: ServerCredentials) -> None:
 
 
 def run(settings: Settings, console: Console) -> None:
-    logging.basicConfig(
-        level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.server.log_level, settings.server.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     creds: ServerCredentials | None = None
     try:
@@ -97,6 +95,8 @@ def run(settings: Settings, console: Console) -> None:
         lifespan="on",
         access_log=False,
         log_level=settings.server.log_level.lower(),
+        # JSON logs: uvicorn's loggers propagate to the root handler instead of their own.
+        log_config=None if settings.server.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_keep_alive=30,
         server_header=False,
         date_header=False,

@@ -5,9 +5,11 @@
     │   └── sha256/
     │       └── <first two hex>/
     │           └── <hex>            the blob's bytes, content-addressed, stored once
-    └── uploads/
-        └── <upload id>/
-            └── data                 bytes received so far; moved to blobs/ on commit
+    ├── uploads/
+    │   └── <upload id>/
+    │       └── data                 bytes received so far; moved to blobs/ on commit
+    └── _health/
+        └── <random>                 16 bytes, written and deleted by the health check (observability.health)
 
 Manifests, tags and repository links live in the metadata database, not here, so
 that garbage collection can run online. Repository names never become paths.
