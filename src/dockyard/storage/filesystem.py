@@ -42,11 +42,13 @@ def _prune_empty_parents(full: str, root: str) -> None:
 def _retry_on_pruned(full: str, op: Callable[[], T]) -> T:
     """Run op after creating full's parent; a concurrent prune may remove it in between."""
     for _ in range(10):
-        os.makedirs(os.path.dirname(full), exist_ok=True)
         try:
+            # makedirs itself can lose a race: a prune may remove an ancestor it just made.
+            os.makedirs(os.path.dirname(full), exist_ok=True)
             return op()
         except FileNotFoundError:
             continue
+    os.makedirs(os.path.dirname(full), exist_ok=True)
     return op()
 
 
