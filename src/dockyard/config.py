@@ -1,5 +1,7 @@
-"""Bootstrap settings: a YAML file, then ``DOCKYARD_*`` environment overrides, then
-command-line flags; validated once at start into a frozen tree, with readable errors.
+"""Bootstrap settings, in layers: the data folder's own ``config/dockyard.yml`` (written by
+``dockyard install`` and ``dockyard reconfigure``), then a YAML file given with ``--config`` /
+``DOCKYARD_CONFIG``, then ``DOCKYARD_*`` environment overrides, then command-line flags;
+validated once at start into a frozen tree, with readable errors.
 
 Environment names map to keys with ``__`` between levels, e.g.
 ``DOCKYARD_STORAGE__DRIVER=inmemory`` or ``DOCKYARD_REGISTRY__DELETE_ENABLED=false``.
@@ -18,6 +20,8 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "DOCKYARD_"
+# The data folder's settings file, relative to the data folder.
+DATA_CONFIG = Path("config") / "dockyard.yml"
 
 
 class ConfigError(ValueError):
@@ -180,25 +184,32 @@ def _storage_from_raw(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def load(
-    config_file: str | Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Read the YAML file (if any), apply environment and explicit overrides, validate."""
-    env = os.environ if environ is None else environ
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A settings file as a mapping (distribution's storage shape accepted), or a ConfigError."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {e}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping at the top")
+    return _storage_from_raw(loaded)
+
+
+def merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, anything else in ``top`` replaces."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    path = config_file or env.get(ENV_PREFIX + "CONFIG")
-    if path:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"configuration file {path} does not exist") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"configuration file {path} is not valid YAML: {e}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"configuration file {path} must hold a mapping at the top")
-        raw = _storage_from_raw(loaded)
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name in (ENV_PREFIX + "CONFIG", ENV_PREFIX + "MASTER_KEY"):
             continue
@@ -210,9 +221,37 @@ def load(
         if keys[:2] == ["auth", "ldap"] and len(keys) == 2:
             raise ConfigError("auth.ldap is a block: set its keys, e.g. DOCKYARD_AUTH__LDAP__URL")
         _set_path(raw, keys, value)
+    return raw
+
+
+def load(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    data_config: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read the layers (data folder file, explicit file, environment, overrides) and validate.
+
+    ``data_config`` replaces the data folder's file (``dockyard reconfigure`` validates a
+    proposed file this way before writing it)."""
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(ENV_PREFIX + "CONFIG")
+    explicit = read_yaml(path) if path else {}
+    env_raw = _env_layer(env)
+    top: dict[str, Any] = merge(explicit, env_raw)
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            _set_path(raw, dotted.split("."), value)
+            _set_path(top, dotted.split("."), value)
+    # The data folder is known only once the upper layers are read; its own file goes underneath.
+    data_dir = Path(str(top.get("data_dir") or Settings.data_dir))
+    if data_config is None:
+        folder_file = data_dir / DATA_CONFIG
+        data_config = read_yaml(folder_file) if folder_file.is_file() else {}
+    base = {k: v for k, v in data_config.items() if k != "data_dir"}  # the folder cannot move itself
+    top_storage = top.get("storage")
+    if isinstance(top_storage, dict) and "driver" in top_storage:
+        base.pop("storage", None)  # another driver: the folder's driver settings do not apply
+    raw = merge(base, top)
     settings: Settings = _build(Settings, raw, "")
     if not 0 <= settings.server.port <= 65535:
         raise ConfigError(f"server.port: {settings.server.port} is not a port number")

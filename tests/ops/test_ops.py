@@ -101,8 +101,7 @@ def test_backup_while_pushing_then_restore_and_pull_back(tmp_path: Path) -> None
                 body, _ = push_image(http, f"before/img{i}", "v1", layers=2)
                 pushed[f"before/img{i}:v1"] = body
         before = set(pushed)
-        # One pushing thread: two concurrent pushers hit a storage race outside this suite's scope.
-        threads = [threading.Thread(target=pusher, args=(p,)) for p in ("x",)]
+        threads = [threading.Thread(target=pusher, args=(p,)) for p in ("x", "y")]
         for t in threads:
             t.start()
         time.sleep(0.5)

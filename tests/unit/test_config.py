@@ -79,3 +79,28 @@ def test_tls_settings() -> None:
         load(environ={"DOCKYARD_TLS__KEY_FILE": "/k"})
     with pytest.raises(ConfigError, match="redirect_http_port"):
         load(environ={"DOCKYARD_TLS__REDIRECT_HTTP_PORT": "5000"})
+
+
+def test_the_data_folders_file_is_the_lowest_layer(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "config").mkdir(parents=True)
+    (data / "config" / "dockyard.yml").write_text(
+        "registry: {delete_enabled: false, tags_max_entries: 7}\n"
+        "server: {port: 6000}\n"
+        "data_dir: /somewhere/else\n"  # ignored: the folder cannot move itself
+        "storage: {driver: filesystem, params: {rootdirectory: /srv/blobs}}\n"
+    )
+    explicit = tmp_path / "explicit.yml"
+    explicit.write_text("registry: {tags_max_entries: 9}\n")
+    s = load(explicit, environ={"DOCKYARD_SERVER__PORT": "7000"}, overrides={"data_dir": str(data)})
+    assert s.data_dir == data
+    assert s.registry.delete_enabled is False  # from the folder's file
+    assert s.registry.tags_max_entries == 9  # the explicit file wins over it
+    assert s.server.port == 7000  # the environment wins over both
+    assert s.storage.params == {"rootdirectory": "/srv/blobs"}
+    # Another driver above replaces the folder's storage block instead of merging its params into it.
+    s = load(environ={"DOCKYARD_STORAGE__DRIVER": "inmemory"}, overrides={"data_dir": str(data)})
+    assert (s.storage.driver, s.storage.params) == ("inmemory", {})
+    (data / "config" / "dockyard.yml").write_text("registry: {delete_enabled: perhaps}\n")
+    with pytest.raises(ConfigError, match="registry.delete_enabled"):
+        load(environ={}, overrides={"data_dir": str(data)})

@@ -77,9 +77,10 @@ def check_config(
 
 
 # Operator verbs on a data folder (dockyard.ops).
-from .ops import backup, destroy, emergency_repair, install, restore, upgrade  # noqa: E402
+from .ops import backup, destroy, emergency_repair, install, reconfigure, restore, upgrade  # noqa: E402
 
 app.command()(install)
+app.command()(reconfigure)
 app.command()(backup)
 app.command()(restore)
 app.command()(upgrade)

@@ -1,4 +1,4 @@
-"""Operator verbs on a data folder: install, backup, restore, upgrade, emergency-repair, destroy.
+"""Operator verbs on a data folder: install, reconfigure, backup, restore, upgrade, emergency-repair, destroy.
 
 Plain functions registered on the main app (``dockyard backup …``, as in DTR's bootstrapper);
 the work is done in ``dockyard.ops``. Messages and progress go to stderr, results to stdout,
@@ -96,14 +96,27 @@ def install(
             envvar="DOCKYARD_ADMIN_PASSWORD",
         ),
     ] = None,
+    part: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--part",
+            help="Place a part elsewhere: NAME=PATH, NAME one of db, config, registry, ca, trust (repeatable).",
+        ),
+    ] = None,
     config: ConfigFile = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create a data folder: migrated database, keys in config/, storage and the first admin."""
+    """Create or complete a data folder: parts, settings file, CA, database, keys, storage, first admin."""
     from ..ops.install import install as do_install
+    from ..ops.install import parse_placement
 
     settings = _settings(data_dir, config, **{"auth.admin_password": admin_password or None})
-    result = _run(do_install(settings))
+    try:
+        placements = dict(parse_placement(p) for p in part or [])
+    except OpsError as e:
+        err.print(Text.assemble(("error: ", "bold red"), str(e)))
+        raise typer.Exit(2) from None
+    result = _run(do_install(settings, placements))
     if as_json:
         _print_json(
             {
@@ -111,10 +124,15 @@ def install(
                 "schema_revision": result.schema_revision,
                 "admin_created": result.admin_created,
                 "admin_password": result.generated_password,
+                "ca_fingerprint": result.ca_fingerprint,
+                "parts": {name: {"path": str(path), "state": state} for name, (path, state) in result.parts.items()},
             }
         )
         return
     rows = [("data folder", str(result.data_dir.absolute())), ("schema revision", result.schema_revision)]
+    rows += [(f"{name}/", f"{path} ({state})") for name, (path, state) in result.parts.items()]
+    if result.ca_fingerprint:
+        rows.append(("CA sha256", result.ca_fingerprint))
     if result.generated_password:
         rows += [("admin user", "admin"), ("admin password", result.generated_password)]
     elif result.admin_created:
@@ -124,6 +142,60 @@ def install(
     Console().print(_table("Dockyard installed", rows))
     if result.generated_password:
         err.print("Keep the password: it is shown only this once.")
+
+
+def reconfigure(
+    data_dir: DataDir,
+    assignments: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--set", help="KEY=VALUE, the value read as YAML, e.g. registry.delete_enabled=false."),
+    ] = None,
+    unsets: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--unset", help="Remove KEY from the folder's settings (back to the default)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Switch storage or database even though data would stay behind.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show the changes; write nothing.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change the data folder's settings (config/dockyard.yml): validated, previous file kept."""
+    from ..ops.reconfigure import reconfigure as do_reconfigure
+
+    result = _run(do_reconfigure(data_dir, assignments or [], unsets or [], force, dry_run))
+    if as_json:
+        _print_json(
+            {
+                "path": str(result.path),
+                "changes": [{"key": c.key, "before": c.before, "after": c.after} for c in result.changes],
+                "previous": str(result.backup) if result.backup else None,
+                "written": bool(result.changes) and not dry_run,
+                "warnings": result.warnings,
+            }
+        )
+        return
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+    if not result.changes:
+        Console().print("No change: the settings already say that.")
+        return
+    table = Table(title=f"Changes to {result.path}" + (" (dry run)" if dry_run else ""), title_justify="left")
+    for column in ("setting", "before", "after"):
+        table.add_column(column, overflow="fold")
+    for c in result.changes:
+        table.add_row(c.key, Text(_shown(c.key, c.before)), Text(_shown(c.key, c.after)))
+    Console().print(table)
+    if not dry_run:
+        err.print("Written. Restart `dockyard serve` (every replica) to apply.")
+
+
+def _shown(key: str, value: object) -> str:
+    if value is None:
+        return "(default)"
+    if any(word in key for word in ("password", "secret", "key")) and key not in ("tls.key_file",):
+        return "********"
+    return json.dumps(value) if not isinstance(value, str) else value
 
 
 def backup(
@@ -239,11 +311,13 @@ def destroy(
 ) -> None:
     """Delete the data folder: database, keys, certificates and every image. There is no undo."""
     from ..ops.install import destroy as do_destroy
-    from ..ops.install import looks_like_data_folder
+    from ..ops.install import looks_like_data_folder, placed_elsewhere
 
     if not yes:
         if not looks_like_data_folder(data_dir):
             _run(_async(do_destroy, data_dir))  # reports why it would refuse
+        for target in placed_elsewhere(data_dir):
+            err.print(f"Also deletes {target} (a part placed elsewhere at install).")
         if not typer.confirm(f"Delete {data_dir.absolute()} and everything in it (images, keys, accounts)?"):
             err.print("Nothing deleted.")
             raise typer.Exit(1)
