@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import hashlib
+import http.client
 import json
 import os
 import platform
 import shlex
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,11 +39,15 @@ from benchlib import workloads as w  # noqa: E402
 from benchlib.client import RegistryError  # noqa: E402
 from benchlib.images import OciLayout, write_oci_layout  # noqa: E402
 from benchlib.servers import (  # noqa: E402
+    LOOPBACK,
     REFERENCE_BINARY,
     MemorySampler,
     Server,
     ServerStartError,
+    _die_with_parent,
+    clean_env,
     dockyard_server,
+    free_port,
     reference_server,
 )
 
@@ -90,10 +98,156 @@ def metrics_for(s: w.Settings) -> list[Metric]:
             2,
         ),
         Metric("memory", "Peak server memory (sum of VmHWM, process tree)", "MiB", False, w.peak_memory, 1),
+        Metric(
+            "nginx-pull",
+            f"Blob pull ({blob}, curl): Dockyard behind nginx (HTTPS, X-Accel) vs reference direct",
+            "MiB/s",
+            True,
+            nginx_pull_unavailable,
+            1,
+        ),
     ]
 
 
-METRIC_KEYS = ["push", "pull", "chunked", "manifest", "blob", "skopeo-push", "skopeo-pull", "memory"]
+METRIC_KEYS = ["push", "pull", "chunked", "manifest", "blob", "skopeo-push", "skopeo-pull", "memory", "nginx-pull"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The nginx row: `dockyard nginx-config` in front of the Dockyard server
+# ---------------------------------------------------------------------------------------------
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@dataclass
+class NginxFront:
+    """nginx from `dockyard nginx-config` before the benchmark's Dockyard (HTTPS on loopback)."""
+
+    port: int
+    ca_file: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"https://{LOOPBACK}:{self.port}"
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def start_nginx_front(dockyard: Server, workdir: Path) -> NginxFront:
+    """Generate the config with the working tree's `dockyard nginx-config` and start nginx (in its
+    own session, dying with the benchmark, like the servers); before any thread exists."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_dir = dockyard.workdir / "data"
+    port = free_port()
+    user = ["--user", "root"] if os.geteuid() == 0 else []  # else root's workers would be nobody
+    env = clean_env({"PYTHONPATH": str(REPO_ROOT / "src")})
+    cmd = [sys.executable, "-m", "dockyard", "nginx-config", "--data-dir", str(data_dir)]
+    cmd += ["--upstream", dockyard.host, "--upstream-http", "--listen-address", LOOPBACK]
+    cmd += ["--https-port", str(port), "--http-port", "0", "--runtime-dir", str(workdir / "run"), *user]
+    made = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    if made.returncode != 0:
+        raise ServerStartError(f"dockyard nginx-config failed: {made.stderr.strip()}")
+    conf = workdir / "nginx.conf"
+    conf.write_text(made.stdout)
+    with open(workdir / "nginx.log", "ab") as log:
+        proc = subprocess.Popen(
+            [NGINX, "-c", str(conf), "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    front = NginxFront(port, data_dir / "ca" / "ca.crt", proc)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerStartError(f"nginx exited with {proc.returncode}: {(workdir / 'nginx.log').read_text()}")
+        conn = http.client.HTTPSConnection(LOOPBACK, port, timeout=2, context=front.tls())
+        try:
+            conn.request("GET", "/v2/")
+            if conn.getresponse().status == 200:
+                return front
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.05)
+    front.stop()
+    raise ServerStartError("nginx did not answer GET /v2/ in 15 s")
+
+
+def _curl_https(url: str, cacert: Path, expected_size: int) -> float:
+    """Seconds to GET url over HTTPS into /dev/null with curl, verifying nginx's certificate."""
+    cmd = [w.CURL, "--silent", "--show-error", "--noproxy", "*", "--proto", "=https", "--cacert", str(cacert)]
+    cmd += ["--max-time", "300", "--output", "/dev/null", "--write-out", "%{http_code} %{size_download} %{time_total}"]
+    proc = subprocess.run([*cmd, url], capture_output=True, text=True, env=clean_env(), timeout=330)
+    if proc.returncode != 0:
+        raise w.WorkloadError(f"curl exited {proc.returncode}: {proc.stderr.strip()}")
+    code, size, total = proc.stdout.split()
+    if code != "200" or int(size) != expected_size:
+        raise w.WorkloadError(f"GET {url}: HTTP {code}, {size} bytes, want 200 and {expected_size}")
+    return float(total)
+
+
+def _verify_through(front: NginxFront, repo: str, digest: str, size: int) -> None:
+    """Untimed: the bytes nginx sends are the blob's."""
+    conn = http.client.HTTPSConnection(LOOPBACK, front.port, timeout=120, context=front.tls())
+    try:
+        conn.request("GET", f"/v2/{repo}/blobs/{digest}")
+        resp = conn.getresponse()
+        h, total = hashlib.sha256(), 0
+        while chunk := resp.read(4 << 20):
+            h.update(chunk)
+            total += len(chunk)
+    finally:
+        conn.close()
+    if resp.status != 200 or total != size or "sha256:" + h.hexdigest() != digest:
+        raise w.WorkloadError(f"through nginx: HTTP {resp.status}, {total} bytes, not the blob")
+
+
+def nginx_pull(front: NginxFront | None) -> w.Row:
+    """The reference is pulled directly (as in row 2); Dockyard through nginx, which sends the
+    bytes from the file after Dockyard answers with X-Accel-Redirect."""
+
+    def row(state: w.ServerState, s: w.Settings, m: w.Measurement) -> Iterator[float]:
+        if state.server.key != "dockyard":
+            yield from w.monolithic_pull(state, s, m)
+            return
+        if front is None:
+            raise w.WorkloadError("no nginx front (nginx missing, or --candidate reference)")
+        blobs = [b for b in state.pushed_blobs if b[2] == s.blob_bytes]
+        if not blobs:
+            w.log(state, "nginx pull: pushing a blob first (untimed)")
+            w._push_one(state, s.blob_bytes)
+            blobs = state.pushed_blobs[-1:]
+        _verify_through(front, *blobs[0])
+        m.notes.append("Dockyard column: through nginx over HTTPS (X-Accel-Redirect); reference: direct HTTP")
+        for i in range(s.runs):
+            repo, digest, size = blobs[i % len(blobs)]
+            seconds = _curl_https(f"{front.url}/v2/{repo}/blobs/{digest}", front.ca_file, size)
+            rate = size / MiB / seconds
+            w.log(state, f"pull through nginx {i + 1}/{s.runs}: {rate:.1f} MiB/s ({seconds:.2f} s)")
+            yield rate
+
+    return row
+
+
+def nginx_pull_unavailable(state: w.ServerState, s: w.Settings, m: w.Measurement) -> Iterator[float]:
+    yield from nginx_pull(None)(state, s, m)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     dy_label = "Dockyard" if not stand_in else "Dockyard(stand-in: 2nd ref)"
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=args.tmp_dir))
     servers: list[Server] = []
+    front: NginxFront | None = None
     sampler: MemorySampler | None = None
     results: dict[str, dict[str, w.Measurement]] = {"reference": {}, "dockyard": {}}
     start_info: dict[str, Any] = {}
@@ -400,6 +555,16 @@ def main(argv: list[str] | None = None) -> int:
                 for metric in metrics:
                     results[server.key][metric.key] = w.Measurement(error=f"{server.label} did not start")
 
+        if "nginx-pull" in args.metrics and dy in ready and not stand_in:
+            try:
+                front = start_nginx_front(dy, tmp / "nginx")
+                print(f"started nginx in front of {dy.label} on {front.url}", file=sys.stderr)
+                metrics = [
+                    dataclasses.replace(m, run=nginx_pull(front)) if m.key == "nginx-pull" else m for m in metrics
+                ]
+            except (ServerStartError, OSError, subprocess.SubprocessError) as e:
+                print(f"error: nginx front: {e}", file=sys.stderr)
+
         sampler = MemorySampler()
         for server in ready:
             assert server.process is not None
@@ -418,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if sampler is not None:
             sampler.close()
+        if front is not None:
+            front.stop()
         for server in servers:
             server.stop()
         if args.keep_tmp:

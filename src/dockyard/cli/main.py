@@ -77,7 +77,16 @@ def check_config(
 
 
 # Operator verbs on a data folder (dockyard.ops).
-from .ops import backup, destroy, emergency_repair, install, reconfigure, restore, upgrade  # noqa: E402
+from .ops import (  # noqa: E402
+    backup,
+    destroy,
+    emergency_repair,
+    install,
+    nginx_config,
+    reconfigure,
+    restore,
+    upgrade,
+)
 
 app.command()(install)
 app.command()(reconfigure)
@@ -86,6 +95,7 @@ app.command()(restore)
 app.command()(upgrade)
 app.command("emergency-repair")(emergency_repair)
 app.command()(destroy)
+app.command("nginx-config")(nginx_config)
 
 
 def main() -> None:

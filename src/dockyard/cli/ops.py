@@ -323,3 +323,72 @@ def destroy(
             raise typer.Exit(1)
     _run(_async(do_destroy, data_dir))
     Console().print(f"Deleted {data_dir.absolute()}.")
+
+
+def nginx_config(
+    data_dir: DataDir,
+    upstream: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--upstream", help="HOST:PORT of a Dockyard replica (repeatable; default: server.host:port)."),
+    ] = None,
+    server_name: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--server-name", help="Name clients use (repeatable); also put in nginx's certificate."),
+    ] = None,
+    listen_address: Annotated[
+        str, typer.Option("--listen-address", help="Address nginx listens on (default: all).")
+    ] = "",
+    https_port: Annotated[int, typer.Option("--https-port", help="HTTPS port.")] = 443,
+    http_port: Annotated[int, typer.Option("--http-port", help="Plain-HTTP port redirecting to HTTPS (0: none).")] = 80,
+    upstream_http: Annotated[
+        bool, typer.Option("--upstream-http", help="The replicas serve plain HTTP (serve --http), whatever tls says.")
+    ] = False,
+    no_accel: Annotated[
+        bool, typer.Option("--no-accel", help="No X-Accel-Redirect: Dockyard sends blob bytes itself.")
+    ] = False,
+    runtime_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--runtime-dir",
+            help="Print a whole nginx.conf (for nginx -c) keeping pid, logs and temp folders here; "
+            "default: the part for /etc/nginx/conf.d/.",
+        ),
+    ] = None,
+    user: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--user", help="With --runtime-dir: the workers' user (must read the blobs folder)."),
+    ] = None,
+    config: ConfigFile = None,
+) -> None:
+    """Print an nginx configuration for Dockyard: TLS, 80->443, streaming, X-Accel-Redirect for blobs.
+
+    Issues nginx's own certificate from Dockyard's CA into <data-dir>/config/nginx/ (plain key, 0600).
+    """
+    from ..ops.nginx import prepare, render
+
+    settings = _settings(data_dir, config)
+    if runtime_dir is not None:
+        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    options = _run(
+        prepare(
+            settings,
+            upstreams=upstream or [],
+            server_names=server_name or [],
+            listen_address=listen_address,
+            https_port=https_port,
+            http_port=http_port,
+            upstream_http=upstream_http,
+            accel=not no_accel,
+            runtime_dir=runtime_dir,
+            user=user,
+        )
+    )
+    try:
+        text = render(options)
+    except OpsError as e:
+        err.print(Text.assemble(("error: ", "bold red"), str(e)))
+        raise typer.Exit(2) from None
+    print(text, end="")
+    if options.blobs_dir is None and not no_accel:
+        err.print("[yellow]note:[/yellow] the storage driver is not local: Dockyard sends blob bytes itself.")
+    err.print(f"nginx presents {options.cert_file}; clients trust {settings.data_dir / 'ca' / 'ca.crt'}.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import ssl
 
@@ -98,6 +99,13 @@ def run(settings: Settings, console: Console) -> None:
         # JSON logs: uvicorn's loggers propagate to the root handler instead of their own.
         log_config=None if settings.server.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_keep_alive=30,
+        # Behind a front proxy (`dockyard nginx-config`) the scheme and the client's address come
+        # from X-Forwarded-Proto/-For, but only when the peer is trusted: FORWARDED_ALLOW_IPS
+        # (uvicorn's variable; default the loopback addresses). With the Host header, which the
+        # proxy passes unchanged, that scheme makes the token realm (auth.gate.realm_of) right,
+        # and the address is what failed-login limits count per client.
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
         server_header=False,
         date_header=False,
         ssl_certfile=creds.cert_file if creds else None,

@@ -8,11 +8,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from .. import codes
-from ..services.blobs import BlobInfo
+from ..services.blobs import BlobInfo, BlobService
 from . import _common as c
 
 SMALL_BLOB = 256 << 10
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# The prefix a front proxy asks for (see dockyard.ops.nginx): always inside /_dockyard…/.
+_ACCEL_PREFIX = re.compile(r"^/_dockyard[A-Za-z0-9_-]*/$")
+_BLOBS = "/blobs/"
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -53,6 +56,25 @@ def _headers(info: BlobInfo) -> dict[str, str]:
     }
 
 
+def _accel_redirect(request: Request, blobs: BlobService, info: BlobInfo) -> str | None:
+    """Where a front proxy should send the bytes from (X-Accel-Redirect), or None to serve them.
+
+    Only when the request carries ``X-Dockyard-Accel: <prefix>`` and the blob is a local file.
+    The generated nginx config always sets that header itself, replacing any a client sent.
+    A client that reaches Dockyard directly and sends it gains nothing: this runs after the
+    request was authorized for this blob, and the answer is the same headers with an empty
+    body and a path built from the digest the client asked for. The prefix must lie in
+    ``/_dockyard…/``, so even a foreign proxy that passed a client's header through and obeyed
+    X-Accel-Redirect could only be sent into Dockyard's own reserved location, never elsewhere.
+    """
+    prefix = request.headers.get("x-dockyard-accel")
+    if not prefix or not _ACCEL_PREFIX.fullmatch(prefix) or not info.path.startswith(_BLOBS):
+        return None
+    if blobs.local_path(info) is None:
+        return None
+    return prefix + info.path[len(_BLOBS) :]
+
+
 async def get(request: Request) -> Response:
     name = c.repo_name(request)
     blobs = c.registry(request).blobs
@@ -64,6 +86,11 @@ async def get(request: Request) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(info.size)
         return Response(status_code=200, headers=headers)
+    accel = _accel_redirect(request, blobs, info)
+    if accel is not None:
+        # nginx serves the file, Range included, and ignores this response's body.
+        del headers["Accept-Ranges"]  # nginx says it for the file it serves
+        return Response(status_code=200, headers={**headers, "X-Accel-Redirect": accel})
     redirect = await blobs.redirect_url(info)
     if redirect is not None:
         return RedirectResponse(redirect, status_code=307, headers={"Docker-Content-Digest": info.digest})
