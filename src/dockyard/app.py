@@ -25,6 +25,10 @@ from .registry import errors
 from .registry.routes import ROUTES
 from .registry.services import Registry
 from .storage.factory import create_driver
+from .trust.policy import SignaturePolicy
+from .trust.routes import ROUTES as TRUST_ROUTES
+from .trust.service import TrustService
+from .trust.signer.setup import build_signer
 
 log = logging.getLogger("dockyard")
 
@@ -33,7 +37,19 @@ def create_app(settings: Settings) -> Starlette:
     db = Database(settings.effective_database_url)
     db.migrate()
     storage = create_driver(settings.storage.driver, settings.storage.params, str(settings.data_dir))
-    registry = Registry.build(db, storage, settings.registry)
+    signer = build_signer(settings) if settings.trust.enabled else None
+    trust = (
+        TrustService(
+            db,
+            signer,
+            hostnames=(*settings.tls.hostnames, settings.server.host, "localhost"),
+            refresh_before_seconds=settings.trust.timestamp_refresh_seconds,
+        )
+        if signer is not None
+        else None
+    )
+    policy = SignaturePolicy(db)
+    registry = Registry.build(db, storage, settings.registry, tag_policy=policy.check)
     auth = AuthServices.build(settings, db) if settings.auth.enabled else None
     ca_certificate_pem = served_ca_certificate(settings)
 
@@ -58,9 +74,21 @@ def create_app(settings: Settings) -> Starlette:
                 log.exception("LDAP team sync failed; will try again")
             await asyncio.sleep(max(30, settings.auth.ldap_sync_interval_seconds))
 
+    async def refresh_timestamps(service: TrustService) -> None:
+        while True:
+            try:
+                refreshed = await service.refresh_expiring()
+                if refreshed:
+                    log.info("re-signed %d timestamps before they expire", refreshed)
+            except Exception:
+                log.exception("timestamp refresh failed; will try again")
+            await asyncio.sleep(3600)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(expire_uploads())]
+        if trust is not None:
+            tasks.append(asyncio.create_task(refresh_timestamps(trust)))
         if auth is not None:
             generated = await auth.accounts.ensure_admin(settings.auth.admin_password)
             if generated:
@@ -78,11 +106,19 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await storage.close()
+        if signer is not None:
+            await signer.close()
         db.dispose()
 
     meters = metrics.Metrics(db)
     middleware = [Middleware(RegistryHeaders, log_access=settings.server.access_log, metrics=meters.http)]
-    routes = [*ROUTES, Route("/ca", ca_certificate, methods=["GET"]), *health.ROUTES, *metrics.ROUTES]
+    routes = [
+        *(TRUST_ROUTES if trust is not None else []),
+        *ROUTES,
+        Route("/ca", ca_certificate, methods=["GET"]),
+        *health.ROUTES,
+        *metrics.ROUTES,
+    ]
     if auth is not None:
         routes += AUTH_ROUTES
     app = Starlette(
@@ -97,6 +133,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.db = db
     app.state.storage = storage
     app.state.registry = registry
+    app.state.trust = trust
+    app.state.signature_policy = policy
     app.state.auth = auth
     app.state.ca_certificate = ca_certificate_pem
     app.state.gate = (

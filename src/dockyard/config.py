@@ -92,6 +92,20 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    # Content trust (Notary v1) at /v2/<gun>/_trust/; on with the registry by default.
+    enabled: bool = True
+    # Empty: the signer runs in-process. Else https://HOST:PORT of `dockyard signer serve`,
+    # reached with a client certificate from the built-in CA (mutual TLS).
+    signer_url: str = ""
+    # The passphrase that seals the signer's keys: from this file, else DOCKYARD_SIGNER_PASSPHRASE,
+    # else derived from config/master.key.
+    signer_passphrase_file: str = ""
+    # Re-sign a timestamp when less than this is left of its 14 days; checked every hour.
+    timestamp_refresh_seconds: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("dockyard-data")
     database_url: str = ""  # empty: SQLite in <data_dir>/db/dockyard.db
@@ -100,6 +114,7 @@ class Settings:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -213,6 +228,8 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name in (ENV_PREFIX + "CONFIG", ENV_PREFIX + "MASTER_KEY"):
             continue
+        if name == ENV_PREFIX + "SIGNER_PASSPHRASE":  # a secret read by the signer, not a setting
+            continue
         if name == ENV_PREFIX + "ADMIN_PASSWORD":  # the documented short form
             name = ENV_PREFIX + "AUTH__ADMIN_PASSWORD"
         keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
@@ -265,6 +282,8 @@ def load(
         raise ConfigError("tls.redirect_http_port: must differ from server.port")
     if settings.server.log_format not in ("text", "json"):
         raise ConfigError(f"server.log_format: expected text or json, got {settings.server.log_format!r}")
+    if settings.trust.signer_url and not settings.trust.signer_url.startswith("https://"):
+        raise ConfigError("trust.signer_url: the signer is reached over mutual TLS: https://HOST:PORT")
     if settings.registry.max_manifest_bytes < 4 << 20:
         raise ConfigError("registry.max_manifest_bytes: the spec requires at least 4 MiB")
     return settings

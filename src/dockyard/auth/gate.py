@@ -107,6 +107,40 @@ class AuthGate:
             return claims.actions_on("repository", repo)
         return await self.access.actions(principal, repo)
 
+    def _require(
+        self,
+        scope: Scope,
+        principal: Principal,
+        claims: AccessClaims | None,
+        name: str,
+        need: tuple[str, ...],
+        have: frozenset[str],
+    ) -> None:
+        if all(a in have or "*" in have for a in need):
+            return
+        detail = [{"Type": "repository", "Name": name, "Action": a} for a in need]
+        wanted = f"repository:{name}:{','.join(need)}"
+        if claims is None and not principal.anonymous:
+            raise codes.RegistryError(codes.DENIED, f"{principal.name} may not {'/'.join(need)} {name}", detail)
+        err = self._challenge(
+            scope, [wanted], "insufficient_scope" if claims is not None else None, "authentication required"
+        )
+        err.detail = detail
+        raise err
+
+    async def check_trust(self, scope: Scope, gun: str, repository: str, need: tuple[str, ...]) -> Principal:
+        """Authorize a trust-server request: tokens name the GUN, grants come from its repository.
+        ``need`` is ("pull",) to read, ("push", "pull") to write, ("*",) to delete or rotate."""
+        principal, claims = await self._identify(scope)
+        scope[PRINCIPAL] = principal
+        have = (
+            claims.actions_on("repository", gun)
+            if claims is not None
+            else await self.access.actions(principal, repository)
+        )
+        self._require(scope, principal, claims, gun, need, have)
+        return principal
+
     async def check(self, scope: Scope, resource: str) -> None:
         """Raise the RegistryError to answer with, or return to let the handler run.
         ``resource`` is "base", "catalog" or "repository" (then path_params has the name)."""
@@ -128,16 +162,7 @@ class AuthGate:
             return  # the handler answers NAME_INVALID before touching anything
         need = required_actions(method)
         have = await self._allowed(principal, claims, repo)
-        if not all(a in have or "*" in have for a in need):
-            detail = [{"Type": "repository", "Name": repo, "Action": a} for a in need]
-            wanted = f"repository:{repo}:{','.join(need)}"
-            if claims is None and not principal.anonymous:
-                raise codes.RegistryError(codes.DENIED, f"{principal.name} may not {'/'.join(need)} {repo}", detail)
-            err = self._challenge(
-                scope, [wanted], "insufficient_scope" if claims is not None else None, "authentication required"
-            )
-            err.detail = detail
-            raise err
+        self._require(scope, principal, claims, repo, need, have)
         if method == "POST" and b"mount=" in scope.get("query_string", b""):
             # A mount needs pull on its source; without a source it could reach any
             # repository's blobs, so it becomes an ordinary upload.

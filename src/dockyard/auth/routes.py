@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..trust import gun
 from .accounts import AccountService, LoginFailed, TooManyAttempts
 from .principal import ANONYMOUS, Principal
 from .scopes import Scope, parse
@@ -34,7 +35,8 @@ async def _grant(services: AuthServices, principal: Principal, requested: list[S
     granted: list[Scope] = []
     for s in requested:
         if s.type == "repository":
-            allowed = await services.access.actions(principal, s.name)
+            # A trust scope names a GUN (host/repository): the repository's grants apply.
+            allowed = await services.access.actions(principal, gun.repository_of(s.name) or s.name)
             actions = frozenset(a for a in s.actions if a in allowed or "*" in allowed)
         elif s.type == "registry" and s.name == "catalog":
             actions = s.actions & {"*"} if not principal.anonymous else frozenset()

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from ..config import ConfigError, load, parse_listen
 from .ca import app as ca_app
+from .signer import app as signer_app
 
 app = typer.Typer(
     name="dockyard",
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 app.add_typer(ca_app, name="ca")
+app.add_typer(signer_app, name="signer")
 
 
 @app.command()

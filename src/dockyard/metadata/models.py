@@ -151,6 +151,10 @@ repository_settings = Table(
     Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
     Column("visibility", String(16), nullable=False, default="private"),  # "public" | "private"
     Column("short_description", String(255), nullable=False, default=""),
+    # "Only signed content": a tag pulls only when a valid signature of its digest exists.
+    Column("signed_only", Boolean, nullable=False, default=False, server_default="0"),
+    # Which signatures count for signed_only: a comma list of notary, cosign, notation.
+    Column("accepted_signatures", String(64), nullable=False, default="notary", server_default="notary"),
 )
 
 # A grant on one repository to a user (user-owned repositories) or a team (org-owned ones).
@@ -199,4 +203,62 @@ audit_events = Table(
     Column("address", String(64), nullable=False, default=""),
     Column("detail", Text),  # JSON
     Index("ix_audit_events_at", "at"),
+)
+
+# --- content trust (Notary v1) ------------------------------------------------------------
+# Every version of every TUF role file of a GUN ("<host>/<repository>"), kept verbatim:
+# clients fetch by name, by version (root rotations) and by SHA-256 of the exact bytes.
+trust_files = Table(
+    "trust_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gun", String(512), nullable=False),
+    Column("repository", String(255), nullable=False),  # the GUN without its host, for policy lookups
+    Column("role", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("gun", "role", "version", name="uq_trust_files_gun_role_version"),
+    Index("ix_trust_files_gun_role_sha256", "gun", "role", "sha256"),
+    Index("ix_trust_files_repository", "repository"),
+)
+
+# The changefeed: one row per stored timestamp, and one per deletion of a GUN.
+trust_changes = Table(
+    "trust_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gun", String(512), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("category", String(16), nullable=False),  # "update" | "deletion"
+    Column("created_at", Float, nullable=False),
+)
+
+# Which server-held (signer) keys belong to which GUN and role; the private halves live only
+# in the signer. The newest key of a role is the one handed out; older ones stay until rotated.
+trust_keys = Table(
+    "trust_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("gun", String(512), nullable=False),
+    Column("role", String(32), nullable=False),  # "timestamp" | "snapshot"
+    Column("algorithm", String(32), nullable=False),
+    Column("public", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_trust_keys_gun_role", "gun", "role"),
+)
+
+# Keys and certificates that verify OCI-artifact signatures (cosign, Notation) of a repository.
+repository_signers = Table(
+    "repository_signers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # "cosign" (public key) | "notation" (certificate)
+    Column("pem", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("repository_id", "name", name="uq_repository_signers_repository_id_name"),
 )

@@ -8,7 +8,7 @@ from ...config import RegistrySettings
 from ...metadata.db import Database
 from ...storage.driver import StorageDriver
 from .blobs import BlobService
-from .manifests import ManifestService
+from .manifests import ManifestService, TagPolicy
 from .uploads import UploadService
 
 
@@ -19,7 +19,9 @@ class Registry:
     manifests: ManifestService
 
     @classmethod
-    def build(cls, db: Database, storage: StorageDriver, settings: RegistrySettings) -> Registry:
+    def build(
+        cls, db: Database, storage: StorageDriver, settings: RegistrySettings, tag_policy: TagPolicy | None = None
+    ) -> Registry:
         return cls(
             blobs=BlobService(db, storage, settings.delete_enabled),
             uploads=UploadService(db, storage),
@@ -30,5 +32,6 @@ class Registry:
                 max_manifest_bytes=settings.max_manifest_bytes,
                 tags_max_entries=settings.tags_max_entries,
                 catalog_max_entries=settings.catalog_max_entries,
+                tag_policy=tag_policy,
             ),
         )

@@ -21,6 +21,11 @@ class PutResult:
     subject: str | None
 
 
+# (repository, tag, digest) -> None to allow a pull by tag, or the reason it is refused
+# (the "only signed content" policy of dockyard.trust.policy).
+TagPolicy = Callable[[str, str, str], Awaitable[str | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[str]
@@ -37,8 +42,10 @@ class ManifestService:
         max_manifest_bytes: int,
         tags_max_entries: int,
         catalog_max_entries: int,
+        tag_policy: TagPolicy | None = None,
     ) -> None:
         self.db = db
+        self.tag_policy = tag_policy
         self.delete_enabled = delete_enabled
         self.validate_index_children = validate_index_children
         self.max_manifest_bytes = max_manifest_bytes
@@ -64,6 +71,14 @@ class ManifestService:
             rec = await queries.manifest_by_tag(self.db, repo, reference)
         if rec is None:
             raise await self._unknown(repo, reference)
+        if not by_digest and self.tag_policy is not None:
+            refused = await self.tag_policy(repo, reference, rec.digest)
+            if refused:
+                raise codes.RegistryError(
+                    codes.DENIED,
+                    f"{repo}:{reference} may not be pulled by tag: {refused}",
+                    detail={"policy": "signed_only", "tag": reference, "digest": rec.digest},
+                )
         if mediatypes.accepts(accepted, rec.media_type):
             return rec
         if not by_digest and rec.media_type in mediatypes.INDEX_TYPES:

@@ -1,0 +1,191 @@
+"""Statements for content trust: TUF files by GUN, the changefeed, and server key bookkeeping."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from .models import repositories, repository_settings, trust_changes, trust_files, trust_keys
+
+
+@dataclass(frozen=True, slots=True)
+class TrustFile:
+    role: str
+    version: int
+    sha256: str
+    content: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKey:
+    key_id: str
+    role: str
+    algorithm: str
+    public: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: int
+    gun: str
+    version: int
+    sha256: str
+    category: str
+    created_at: float
+
+
+_FILE_COLUMNS = (
+    trust_files.c.role,
+    trust_files.c.version,
+    trust_files.c.sha256,
+    trust_files.c.content,
+    trust_files.c.created_at,
+)
+
+
+def _file(row: Any) -> TrustFile:
+    return TrustFile(row[0], row[1], row[2], bytes(row[3]), row[4])
+
+
+def latest(conn: Connection, gun: str, role: str) -> TrustFile | None:
+    row = conn.execute(
+        select(*_FILE_COLUMNS)
+        .where(trust_files.c.gun == gun, trust_files.c.role == role)
+        .order_by(trust_files.c.version.desc())
+        .limit(1)
+    ).first()
+    return _file(row) if row else None
+
+
+def latest_of_each(conn: Connection, gun: str) -> dict[str, TrustFile]:
+    """The newest version of every role of a GUN (root, targets, delegations, snapshot, timestamp)."""
+    newest = (
+        select(trust_files.c.role, func.max(trust_files.c.version).label("version"))
+        .where(trust_files.c.gun == gun)
+        .group_by(trust_files.c.role)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(*_FILE_COLUMNS)
+        .join(
+            newest,
+            (trust_files.c.role == newest.c.role) & (trust_files.c.version == newest.c.version),
+        )
+        .where(trust_files.c.gun == gun)
+    )
+    return {r.role: _file(r) for r in rows}
+
+
+def by_checksum(conn: Connection, gun: str, role: str, sha256: str) -> TrustFile | None:
+    row = conn.execute(
+        select(*_FILE_COLUMNS)
+        .where(trust_files.c.gun == gun, trust_files.c.role == role, trust_files.c.sha256 == sha256)
+        .limit(1)
+    ).first()
+    return _file(row) if row else None
+
+
+def by_version(conn: Connection, gun: str, role: str, version: int) -> TrustFile | None:
+    row = conn.execute(
+        select(*_FILE_COLUMNS).where(
+            trust_files.c.gun == gun, trust_files.c.role == role, trust_files.c.version == version
+        )
+    ).first()
+    return _file(row) if row else None
+
+
+def max_versions(conn: Connection, gun: str) -> dict[str, int]:
+    rows = conn.execute(
+        select(trust_files.c.role, func.max(trust_files.c.version))
+        .where(trust_files.c.gun == gun)
+        .group_by(trust_files.c.role)
+    )
+    return {role: version for role, version in rows}
+
+
+def store(conn: Connection, gun: str, repository: str, files: list[tuple[str, int, str, bytes]]) -> None:
+    """Insert role files (role, version, sha256, bytes); a changefeed row for each timestamp."""
+    now = time.time()
+    for role, version, sha, content in files:
+        conn.execute(
+            insert(trust_files).values(
+                gun=gun, repository=repository, role=role, version=version, sha256=sha, content=content, created_at=now
+            )
+        )
+        if role == "timestamp":
+            conn.execute(
+                insert(trust_changes).values(gun=gun, version=version, sha256=sha, category="update", created_at=now)
+            )
+
+
+def delete_gun(conn: Connection, gun: str) -> int:
+    """Delete every file of a GUN and record the deletion in the changefeed; returns files deleted."""
+    deleted = conn.execute(delete(trust_files).where(trust_files.c.gun == gun)).rowcount
+    conn.execute(
+        insert(trust_changes).values(gun=gun, version=0, sha256="", category="deletion", created_at=time.time())
+    )
+    return int(deleted or 0)
+
+
+def guns_of(conn: Connection, repository: str) -> list[str]:
+    rows = conn.execute(select(trust_files.c.gun).where(trust_files.c.repository == repository).distinct())
+    return [gun for (gun,) in rows]
+
+
+def changes(conn: Connection, gun: str | None, after_id: int, records: int, newest_first: bool) -> list[Change]:
+    """The changefeed after ``after_id`` (or before it, newest first); -1 means from the latest."""
+    q = select(trust_changes)
+    if gun is not None:
+        q = q.where(trust_changes.c.gun == gun)
+    if after_id == -1:
+        newest_first = True
+    elif newest_first:
+        q = q.where(trust_changes.c.id < after_id) if after_id > 0 else q
+    else:
+        q = q.where(trust_changes.c.id > after_id)
+    q = q.order_by(trust_changes.c.id.desc() if newest_first else trust_changes.c.id).limit(records)
+    out = [Change(r.id, r.gun, r.version, r.sha256, r.category, r.created_at) for r in conn.execute(q)]
+    return out
+
+
+def server_keys(conn: Connection, gun: str, role: str) -> list[ServerKey]:
+    """The server-held keys of a role, newest first."""
+    rows = conn.execute(
+        select(trust_keys)
+        .where(trust_keys.c.gun == gun, trust_keys.c.role == role)
+        .order_by(trust_keys.c.created_at.desc())
+    )
+    return [ServerKey(r.key_id, r.role, r.algorithm, bytes(r.public), r.created_at) for r in rows]
+
+
+def add_server_key(conn: Connection, gun: str, key: ServerKey) -> None:
+    conn.execute(
+        insert(trust_keys).values(
+            key_id=key.key_id,
+            gun=gun,
+            role=key.role,
+            algorithm=key.algorithm,
+            public=key.public,
+            created_at=key.created_at,
+        )
+    )
+
+
+def signature_policy(conn: Connection, repository: str) -> tuple[bool, str] | None:
+    """(signed_only, accepted kinds) of a repository, or None when it has no settings row."""
+    row = conn.execute(
+        select(repository_settings.c.signed_only, repository_settings.c.accepted_signatures)
+        .join(repositories, repositories.c.id == repository_settings.c.repository_id)
+        .where(repositories.c.name == repository)
+    ).first()
+    return (bool(row[0]), str(row[1])) if row else None
+
+
+def all_guns(conn: Connection) -> list[str]:
+    rows = conn.execute(select(trust_files.c.gun).where(trust_files.c.role == "timestamp").distinct())
+    return [gun for (gun,) in rows]

@@ -1,0 +1,113 @@
+"""The "only signed content" policy: a tag pulls only when a valid signature of its digest exists.
+
+Notary signatures: the current targets role (or a delegation under it) of a GUN naming the
+repository lists the tag with the manifest's SHA-256 and has not expired. Every stored file
+was verified when it was accepted, so only expiry is left to check here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from ..metadata import trust as q
+from ..metadata.db import Database
+from . import tuf
+
+SETTINGS_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class NotarySignature:
+    gun: str
+    role: str  # "targets" or a delegation such as "targets/releases"
+    keyids: tuple[str, ...]  # the keys whose signatures the role carries
+    digest: str
+    size: int
+    expires: str
+
+
+def _digest_of(meta: Any) -> str | None:
+    try:
+        _, hashes = tuf.file_meta(meta, "target")
+    except ValueError:
+        return None
+    raw = hashes.get("sha256")
+    return f"sha256:{raw.hex()}" if raw else None
+
+
+def _signed_targets(files: dict[str, q.TrustFile], now: datetime.datetime) -> list[tuple[str, tuf.Signed]]:
+    out = []
+    for role, f in files.items():
+        if tuf.base_role(role) != "targets":
+            continue
+        signed = tuf.parse_signed(role, f.content)
+        if signed.expires > now:
+            out.append((role, signed))
+    return out
+
+
+class SignaturePolicy:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache: OrderedDict[str, tuple[tuple[bool, str] | None, float]] = OrderedDict()
+
+    def forget(self, repository: str | None = None) -> None:
+        """Drop cached settings after the API changes them."""
+        if repository is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(repository, None)
+
+    async def _settings(self, repository: str) -> tuple[bool, str] | None:
+        now = time.monotonic()
+        hit = self._cache.get(repository)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        value = await self.db.read(q.signature_policy, repository)
+        self._cache[repository] = (value, now + SETTINGS_CACHE_SECONDS)
+        while len(self._cache) > 4096:
+            self._cache.popitem(last=False)
+        return value
+
+    async def notary_signatures(self, repository: str) -> dict[str, list[NotarySignature]]:
+        """Tag → the valid Notary signatures of it, over every GUN naming the repository."""
+        now = datetime.datetime.now(datetime.UTC)
+        out: dict[str, list[NotarySignature]] = {}
+        for gun in await self.db.read(q.guns_of, repository):
+            files = await self.db.read(q.latest_of_each, gun)
+            for role, signed in _signed_targets(files, now):
+                targets = signed.signed.get("targets") or {}
+                keyids = tuple(sorted({s.keyid for s in signed.signatures}))
+                for tag, meta in targets.items():
+                    digest = _digest_of(meta)
+                    if digest is None:
+                        continue
+                    size = meta.get("length", 0) if isinstance(meta, dict) else 0
+                    out.setdefault(tag, []).append(
+                        NotarySignature(gun, role, keyids, digest, size, tuf.format_time(signed.expires))
+                    )
+        return out
+
+    async def check(self, repository: str, tag: str, digest: str) -> str | None:
+        """None when ``repository:tag`` (at ``digest``) may be pulled by tag; else the reason."""
+        settings = await self._settings(repository)
+        if settings is None or not settings[0]:
+            return None
+        accepted = [k for k in settings[1].split(",") if k]
+        if "notary" in accepted:
+            signatures = (await self.notary_signatures(repository)).get(tag, [])
+            if any(s.digest == digest for s in signatures):
+                return None
+            if signatures:
+                return (
+                    f"the repository accepts only signed content, and the signed digest of this tag "
+                    f"({signatures[0].digest}) is not the one it points to ({digest})"
+                )
+        return (
+            f"the repository accepts only signed content ({', '.join(accepted) or 'no signature kinds'}),"
+            f" and no valid signature of {digest} exists for this tag"
+        )
