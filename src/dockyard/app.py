@@ -129,7 +129,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.metrics = meters
-    app.state.health = health.HealthCheck(db, storage, auth_enabled=auth is not None)
+    app.state.health = health.HealthCheck(db, storage, auth_enabled=auth is not None, signer=signer)
     app.state.db = db
     app.state.storage = storage
     app.state.registry = registry

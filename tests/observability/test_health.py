@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, start_server
+from tests.helpers import push_image
 
 PROBES = ("/_ping", "/health", "/load_balancer_status")
 CACHE_SECONDS = 2.0  # observability.health.STORAGE_CACHE_SECONDS
@@ -46,7 +47,7 @@ def test_healthy(own_server: RunningServer) -> None:
                 "database": {"status": "ok"},
                 "storage": {"status": "ok"},
                 "auth": {"status": "disabled"},
-                "signer": {"status": "not configured"},
+                "signer": {"status": "ok"},
                 "jobs": {"status": "not configured"},
             },
         }
@@ -122,3 +123,29 @@ def test_no_authentication_needed(tmp_path: Path) -> None:
             assert http.get("/metrics").status_code == 200
     finally:
         s.stop()
+
+
+def test_a_signer_that_cannot_open_its_keys_is_named(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = start_server(data, extra_env={"DOCKYARD_SIGNER_PASSPHRASE": "the-first-passphrase"})
+    try:
+        with first.client() as http:
+            push_image(http, "trust/app", "v1", layers=1)
+            key = http.get(f"/v2/{first.host}/trust/app/_trust/tuf/timestamp.key")  # creates the keystore
+            assert key.status_code == 200 and key.json()["keytype"] == "ecdsa"
+            assert http.get("/health").json()["components"]["signer"] == {"status": "ok"}
+    finally:
+        first.stop()
+    second = start_server(data, extra_env={"DOCKYARD_SIGNER_PASSPHRASE": "not-the-passphrase"})
+    try:
+        with second.client() as http:
+            r = http.get("/health")
+            assert r.status_code == 503
+            assert r.json()["components"]["signer"]["status"] == "error"
+            assert r.json()["Error"].startswith("signer:")
+            # The registry itself still serves; trust requests fail cleanly.
+            assert http.get("/v2/trust/app/tags/list").status_code == 200
+            refused = http.get(f"/v2/{second.host}/trust/app/_trust/tuf/snapshot.key")
+            assert refused.status_code == 500 and refused.json()["errors"][0]["code"] == "NO_CRYPTOSERVICE"
+    finally:
+        second.stop()

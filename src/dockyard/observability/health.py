@@ -7,7 +7,8 @@
 
 Components: ``database`` (``SELECT 1``), ``storage`` (put/stat/get/delete of a tiny file under
 ``/_health/``, the result cached for ``STORAGE_CACHE_SECONDS`` so a busy load balancer costs
-little), ``auth`` (configured or disabled), and ``signer`` and ``jobs`` (not configured yet).
+little), ``auth`` (configured or disabled), ``signer`` (the in-process keystore opens, or the
+separate signer process answers over mutual TLS) and ``jobs`` (not configured yet).
 Answers name the component and the kind of error only; the details go to the log, since
 anyone may call these.
 """
@@ -19,7 +20,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -52,6 +53,10 @@ OK = ComponentStatus("ok")
 NOT_CONFIGURED = ComponentStatus("not configured")
 
 
+class SignerHealth(Protocol):
+    async def health(self) -> None: ...
+
+
 def _failure(component: str, exc: BaseException) -> ComponentStatus:
     log.warning("health check: %s failed: %r", component, exc, exc_info=exc)
     kind = "timed out" if isinstance(exc, TimeoutError) else f"check failed ({type(exc).__name__})"
@@ -61,8 +66,11 @@ def _failure(component: str, exc: BaseException) -> ComponentStatus:
 class HealthCheck:
     """Runs the component checks; one per app (``app.state.health``)."""
 
-    def __init__(self, db: Database, storage: StorageDriver, auth_enabled: bool) -> None:
+    def __init__(
+        self, db: Database, storage: StorageDriver, auth_enabled: bool, signer: SignerHealth | None = None
+    ) -> None:
         self.db = db
+        self.signer = signer
         self.storage = storage
         self.auth_enabled = auth_enabled
         self._storage_result: ComponentStatus | None = None
@@ -103,13 +111,25 @@ class HealthCheck:
                 self._storage_checked = time.monotonic()
             return self._storage_result
 
+    async def check_signer(self) -> ComponentStatus:
+        if self.signer is None:
+            return ComponentStatus("disabled")
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                await self.signer.health()
+        except Exception as e:
+            return _failure("signer", e)
+        return OK
+
     async def run(self) -> dict[str, ComponentStatus]:
-        database, storage = await asyncio.gather(self.check_database(), self.check_storage())
+        database, storage, signer = await asyncio.gather(
+            self.check_database(), self.check_storage(), self.check_signer()
+        )
         return {
             "database": database,
             "storage": storage,
             "auth": OK if self.auth_enabled else ComponentStatus("disabled"),
-            "signer": NOT_CONFIGURED,
+            "signer": signer,
             "jobs": NOT_CONFIGURED,
         }
 

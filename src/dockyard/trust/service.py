@@ -23,8 +23,8 @@ from ..metadata import trust as q
 from ..metadata.db import Database
 from . import gun as guns
 from . import tuf, validation
-from .errors import TrustError, invalid_gun, invalid_role, metadata_not_found, old_version
-from .signer.service import Signer
+from .errors import TrustError, invalid_gun, invalid_role, metadata_not_found, no_cryptoservice, old_version
+from .signer.service import KeyNotFound, Signer, SignerUnavailable
 
 log = logging.getLogger("dockyard.trust")
 
@@ -126,7 +126,10 @@ class TrustService:
         return repository
 
     async def _create_key(self, gun: str, role: str) -> q.ServerKey:
-        info = await self.signer.create_key(gun, role)
+        try:
+            info = await self.signer.create_key(gun, role)
+        except SignerUnavailable as e:
+            raise no_cryptoservice(f"the signer cannot create a {role} key: {e}") from None
         key = q.ServerKey(info.key_id, role, info.algorithm, info.public_der, time.time())
         await self.db.write(q.add_server_key, gun, key)
         return key
@@ -199,7 +202,10 @@ class TrustService:
         if key is None:
             raise validation.missing_server_key(role)
         payload = tuf.canonical_json(signed)
-        signature = await self.signer.sign(key.key_id, payload)
+        try:
+            signature = await self.signer.sign(key.key_id, payload)
+        except (SignerUnavailable, KeyNotFound) as e:
+            raise no_cryptoservice(f"the signer cannot sign the {role}: {e}") from None
         return tuf.envelope(signed, [(key.key_id, "ecdsa", signature)])
 
     async def _sign_snapshot(

@@ -17,7 +17,9 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,6 +32,7 @@ from ..tuf import canonical_json
 from .service import KeyNotFound, PublicKeyInfo, SignerUnavailable
 
 CHECK = b"dockyard-signer-keystore"
+T = TypeVar("T")
 SCRYPT_N = 2**15  # ~50 ms on a small machine: paid once per process start and per rotation
 
 
@@ -183,25 +186,50 @@ class KeyStore:
 
 
 class LocalSigner:
-    """The in-process signer: the keystore, its blocking work kept off the event loop."""
+    """The in-process signer: the keystore, opened on first use (a registry that never signs
+    never derives the KEK or creates the file), its blocking work kept off the event loop."""
 
-    def __init__(self, store: KeyStore) -> None:
-        self.store = store
+    def __init__(self, path: Path, passphrase: Callable[[], str]) -> None:
+        self.path = path
+        self._passphrase = passphrase
+        self._store: KeyStore | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, store: KeyStore) -> LocalSigner:
+        signer = cls(store.path, lambda: "")
+        signer._store = store
+        return signer
+
+    def _open(self) -> KeyStore:
+        with self._lock:
+            if self._store is None:
+                self._store = KeyStore(self.path, self._passphrase())
+            return self._store
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        def call() -> T:
+            return fn(self._open(), *args)
+
+        return await asyncio.to_thread(call)
 
     async def create_key(self, gun: str, role: str, algorithm: str = "ecdsa") -> PublicKeyInfo:
-        return await asyncio.to_thread(self.store.create_key, gun, role, algorithm)
+        return await self._run(KeyStore.create_key, gun, role, algorithm)
 
     async def get_key(self, key_id: str) -> PublicKeyInfo:
-        return await asyncio.to_thread(self.store.get_key, key_id)
+        return await self._run(KeyStore.get_key, key_id)
 
     async def delete_key(self, key_id: str) -> None:
-        await asyncio.to_thread(self.store.delete_key, key_id)
+        await self._run(KeyStore.delete_key, key_id)
 
     async def sign(self, key_id: str, content: bytes) -> bytes:
-        return await asyncio.to_thread(self.store.sign, key_id, content)
+        return await self._run(KeyStore.sign, key_id, content)
 
     async def health(self) -> None:
-        await asyncio.to_thread(self.store.count)
+        if self._store is None and not self.path.exists():
+            return  # nothing to open yet: the first trust request creates the keystore
+        await self._run(KeyStore.count)
 
     async def close(self) -> None:
-        self.store.close()
+        if self._store is not None:
+            self._store.close()

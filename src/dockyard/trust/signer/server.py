@@ -37,7 +37,7 @@ def _bad(message: str, status: int = 400) -> Response:
 
 
 def build_app(store: KeyStore) -> Starlette:
-    signer = LocalSigner(store)
+    signer = LocalSigner.of(store)
 
     async def create(request: Request) -> Response:
         try:

@@ -34,4 +34,4 @@ def build_signer(settings: Settings) -> Signer:
         from .remote import RemoteSigner
 
         return RemoteSigner.for_settings(settings)
-    return LocalSigner(open_keystore(settings))
+    return LocalSigner(keystore_path(settings.data_dir), lambda: passphrase(settings))
