@@ -83,6 +83,7 @@ from .ops import (  # noqa: E402
     backup,
     destroy,
     emergency_repair,
+    gc,
     install,
     nginx_config,
     reconfigure,
@@ -98,6 +99,7 @@ app.command()(upgrade)
 app.command("emergency-repair")(emergency_repair)
 app.command()(destroy)
 app.command("nginx-config")(nginx_config)
+app.command()(gc)
 
 
 def main() -> None:

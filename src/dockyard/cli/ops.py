@@ -392,3 +392,30 @@ def nginx_config(
     if options.blobs_dir is None and not no_accel:
         err.print("[yellow]note:[/yellow] the storage driver is not local: Dockyard sends blob bytes itself.")
     err.print(f"nginx presents {options.cert_file}; clients trust {settings.data_dir / 'ca' / 'ca.crt'}.")
+
+
+def gc(
+    data_dir: DataDir,
+    grace_period: Annotated[
+        float, typer.Option("--grace-period", min=0, help="Seconds: newer manifests, blobs and links are kept.")
+    ] = 3600,
+    untagged_retention: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--untagged-retention", min=0, help="Seconds to keep untagged manifests (default: forever)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be freed; delete nothing.")] = False,
+    config: ConfigFile = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Online garbage collection: unreachable manifests and blobs, stale links, abandoned uploads."""
+    from ..ops.gc import collect
+
+    settings = _settings(data_dir, config)
+    with _progress(as_json) as progress:
+        report = _run(collect(settings, grace_period, untagged_retention, dry_run, progress))
+    data = report.as_json()
+    if as_json:
+        _print_json(data)
+        return
+    title = "Garbage collection" + (" (dry run: nothing deleted)" if dry_run else "")
+    Console().print(_table(title, [(k.replace("_", " "), str(v)) for k, v in data.items()]))

@@ -90,6 +90,15 @@ def link_blob(conn: Connection, repo_id: int, digest: str, size: int) -> None:
     insert_ignore(conn, repository_blobs, {"repository_id": repo_id, "digest": digest, "created_at": now})
 
 
+def link_existing_blob(conn: Connection, repo_id: int, digest: str) -> int | None:
+    """Link a blob that is stored already (a mount); its size, or None when GC removed it."""
+    size = blob_size(conn, digest)
+    if size is None:
+        return None
+    insert_ignore(conn, repository_blobs, {"repository_id": repo_id, "digest": digest, "created_at": time.time()})
+    return int(size)
+
+
 def unlink_blob(conn: Connection, repo_id: int, digest: str) -> bool:
     res = conn.execute(
         delete(repository_blobs).where(repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest == digest)

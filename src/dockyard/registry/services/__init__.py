@@ -8,6 +8,7 @@ from ...config import RegistrySettings
 from ...metadata.db import Database
 from ...storage.driver import StorageDriver
 from .blobs import BlobService
+from .gc import GarbageCollector
 from .manifests import ManifestService, TagPolicy
 from .uploads import UploadService
 
@@ -17,14 +18,17 @@ class Registry:
     blobs: BlobService
     uploads: UploadService
     manifests: ManifestService
+    gc: GarbageCollector
 
     @classmethod
     def build(
         cls, db: Database, storage: StorageDriver, settings: RegistrySettings, tag_policy: TagPolicy | None = None
     ) -> Registry:
+        uploads = UploadService(db, storage)
         return cls(
             blobs=BlobService(db, storage, settings.delete_enabled),
-            uploads=UploadService(db, storage),
+            uploads=uploads,
+            gc=GarbageCollector(db, storage, uploads),
             manifests=ManifestService(
                 db,
                 delete_enabled=settings.delete_enabled,

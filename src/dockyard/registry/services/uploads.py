@@ -21,9 +21,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.from_thread
 import anyio.to_thread
 
-from ...metadata import queries
+from ...metadata import gc, queries
 from ...metadata.db import Database
 from ...storage.driver import FileWriter, PathNotFound, StorageDriver
 from ...storage.paths import blob_path, upload_data_path, upload_dir
@@ -294,15 +295,33 @@ class UploadService:
 
     async def _commit(self, repo: str, upload_id: str, d: digests.Digest, size: int) -> None:
         target = blob_path(d.algorithm, d.hex)
-        try:
-            existing = await self.storage.stat(target)
-        except PathNotFound:
-            existing = None
-        if existing is None or existing.size != size:
-            # Moved only after verification; the data file was made durable by its writer.
-            await self.storage.move(upload_data_path(upload_id), target)
-        await self.db.write(_link_and_close, repo, upload_id, str(d), size)
+        # Twice at most: the second time, GC has just swept an identical blob we meant to reuse.
+        for _ in range(2):
+            if not await self._stored(target, size):
+                # Moved only after verification; the data file was made durable by its writer.
+                await self.storage.move(upload_data_path(upload_id), target)
+            if await self.db.write(self._link_and_close, repo, upload_id, target, str(d), size):
+                break
+        else:
+            raise codes.RegistryError(codes.UNAVAILABLE, "the blob was collected while it was linked; push it again")
         await self._remove_files(upload_id)
+
+    async def _stored(self, path: str, size: int) -> bool:
+        try:
+            return (await self.storage.stat(path)).size == size
+        except PathNotFound:
+            return False
+
+    def _link_and_close(self, conn: Any, repo: str, upload_id: str, target: str, digest: str, size: int) -> bool:
+        """Link the blob and end the session, if its file is (still) there. Inside the write
+        transaction, so a GC sweep of the same digest is either before (file gone: False, the
+        caller puts it back) or after (it sees the link and the revived blob, and keeps it)."""
+        gc.revive(conn, [digest])  # first: waits for a sweep of this digest in progress
+        if not anyio.from_thread.run(self._stored, target, size):
+            return False
+        _link(conn, repo, digest, size)
+        queries.delete_upload(conn, upload_id)
+        return True
 
     async def cancel(self, repo: str, upload_id: str) -> None:
         await self._session(repo, upload_id)
@@ -343,8 +362,8 @@ class UploadService:
             size = await self.db.read(queries.blob_size, str(d))
         if size is None:
             return None
-        await self.db.write(_link, repo, str(d), size)
-        return CommittedBlob(str(d), size)
+        linked = await self.db.write(_mount, repo, str(d))
+        return CommittedBlob(str(d), linked) if linked is not None else None
 
     async def expire(self, max_age_seconds: float) -> int:
         """Remove sessions untouched for longer than max_age_seconds; returns how many."""
@@ -362,6 +381,6 @@ def _link(conn: Any, repo: str, digest: str, size: int) -> None:
     queries.link_blob(conn, queries.ensure_repository(conn, repo), digest, size)
 
 
-def _link_and_close(conn: Any, repo: str, upload_id: str, digest: str, size: int) -> None:
-    _link(conn, repo, digest, size)
-    queries.delete_upload(conn, upload_id)
+def _mount(conn: Any, repo: str, digest: str) -> int | None:
+    gc.revive(conn, [digest])
+    return queries.link_existing_blob(conn, queries.ensure_repository(conn, repo), digest)

@@ -1,0 +1,198 @@
+"""Statements for online garbage collection (DESIGN.md §5).
+
+A blob is deleted in two steps that a concurrent push either sees or wins:
+1. mark: a row in ``blob_deletions`` (only for a blob no manifest references);
+2. sweep: in one write transaction, if the mark is still there, delete the links, the blob
+   row and the mark, and the caller deletes the file before that transaction commits.
+Anything that starts using a blob again (an upload finishing, a mount, a manifest naming it)
+removes the mark in its own transaction ("revives" it), so the sweep skips it; a push that
+comes after the sweep finds the blob gone and uploads it again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select
+
+from .models import blob_deletions, blobs, manifest_references, manifests, repositories, repository_blobs, tags
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    id: int
+    repository_id: int
+    digest: str
+    subject: str | None
+    created_at: float
+    tagged: bool
+
+
+def manifest_graph(conn: Connection) -> tuple[list[ManifestRow], list[tuple[int, str]]]:
+    """Every manifest (with whether it is tagged) and every manifest→manifest reference."""
+    tagged = select(tags.c.manifest_id).distinct().subquery()
+    rows = conn.execute(
+        select(
+            manifests.c.id,
+            manifests.c.repository_id,
+            manifests.c.digest,
+            manifests.c.subject_digest,
+            manifests.c.created_at,
+            tagged.c.manifest_id.isnot(None),
+        ).outerjoin(tagged, tagged.c.manifest_id == manifests.c.id)
+    )
+    out = [ManifestRow(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+    refs = conn.execute(
+        select(manifest_references.c.manifest_id, manifest_references.c.digest).where(
+            manifest_references.c.kind == "manifest"
+        )
+    )
+    return out, [(r[0], r[1]) for r in refs]
+
+
+def delete_manifests(conn: Connection, ids: Iterable[int], cutoff: float) -> int:
+    """Delete unreachable manifests, re-checked here against what changed since the mark:
+    a tag or a new parent index (in the same repository) keeps a manifest."""
+    batch = list(ids)
+    if not batch:
+        return 0
+    parent = manifests.alias("parent")
+    still_unreachable = and_(
+        manifests.c.id.in_(batch),
+        manifests.c.created_at < cutoff,
+        ~exists().where(tags.c.manifest_id == manifests.c.id),
+        ~exists().where(
+            manifest_references.c.kind == "manifest",
+            manifest_references.c.digest == manifests.c.digest,
+            manifest_references.c.manifest_id == parent.c.id,
+            parent.c.repository_id == manifests.c.repository_id,
+            parent.c.id.notin_(batch),
+        ),
+    )
+    doomed = list(conn.execute(select(manifests.c.id).where(still_unreachable).with_for_update()).scalars())
+    if not doomed:
+        return 0
+    conn.execute(delete(manifest_references).where(manifest_references.c.manifest_id.in_(doomed)))
+    conn.execute(delete(manifests).where(manifests.c.id.in_(doomed)))
+    return len(doomed)
+
+
+def stale_links(conn: Connection, cutoff: float) -> list[tuple[int, str]]:
+    """Repository links to blobs that no manifest of that repository references."""
+    referenced = exists().where(
+        manifest_references.c.kind == "blob",
+        manifest_references.c.digest == repository_blobs.c.digest,
+        manifest_references.c.manifest_id == manifests.c.id,
+        manifests.c.repository_id == repository_blobs.c.repository_id,
+    )
+    rows = conn.execute(
+        select(repository_blobs.c.repository_id, repository_blobs.c.digest).where(
+            repository_blobs.c.created_at < cutoff, ~referenced
+        )
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def delete_links(conn: Connection, links: Iterable[tuple[int, str]], cutoff: float) -> int:
+    n = 0
+    for repo_id, digest in links:
+        referenced = exists().where(
+            manifest_references.c.kind == "blob",
+            manifest_references.c.digest == digest,
+            manifest_references.c.manifest_id == manifests.c.id,
+            manifests.c.repository_id == repo_id,
+        )
+        res = conn.execute(
+            delete(repository_blobs).where(
+                repository_blobs.c.repository_id == repo_id,
+                repository_blobs.c.digest == digest,
+                repository_blobs.c.created_at < cutoff,
+                ~referenced,
+            )
+        )
+        n += res.rowcount or 0
+    return n
+
+
+def unreferenced_blobs(conn: Connection, cutoff: float) -> list[tuple[str, int]]:
+    """Blobs older than the cutoff that no manifest references and no recent link holds."""
+    rows = conn.execute(
+        select(blobs.c.digest, blobs.c.size).where(
+            blobs.c.created_at < cutoff,
+            ~exists().where(manifest_references.c.kind == "blob", manifest_references.c.digest == blobs.c.digest),
+            ~exists().where(repository_blobs.c.digest == blobs.c.digest, repository_blobs.c.created_at >= cutoff),
+        )
+    )
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def mark(conn: Connection, digests: Iterable[str], cutoff: float) -> list[str]:
+    """Mark blobs for deletion, re-checking that nothing references them now."""
+    now = time.time()
+    marked = []
+    for digest in digests:
+        free = conn.execute(
+            select(blobs.c.digest).where(
+                blobs.c.digest == digest,
+                ~exists().where(manifest_references.c.kind == "blob", manifest_references.c.digest == digest),
+                ~exists().where(repository_blobs.c.digest == digest, repository_blobs.c.created_at >= cutoff),
+            )
+        ).first()
+        if free is None:
+            continue
+        exists_mark = conn.execute(select(blob_deletions.c.digest).where(blob_deletions.c.digest == digest)).first()
+        if exists_mark is None:
+            conn.execute(insert(blob_deletions).values(digest=digest, marked_at=now))
+        marked.append(digest)
+    return marked
+
+
+def take_marked(conn: Connection, digest: str, cutoff: float) -> int | None:
+    """In the sweep's transaction: if the mark survived and nothing uses the blob, delete its
+    rows and return its size (the caller deletes the file before committing); else None.
+
+    The blob row is locked first (PostgreSQL), as ``revive`` locks it, so a manifest naming the
+    blob either commits before this looks for references or waits and then finds it gone."""
+    conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest).with_for_update())
+    if conn.execute(select(blob_deletions.c.digest).where(blob_deletions.c.digest == digest)).first() is None:
+        return None
+    in_use = conn.execute(
+        select(blobs.c.digest).where(
+            blobs.c.digest == digest,
+            exists().where(manifest_references.c.kind == "blob", manifest_references.c.digest == digest)
+            | exists().where(repository_blobs.c.digest == digest, repository_blobs.c.created_at >= cutoff),
+        )
+    ).first()
+    if in_use is not None:
+        conn.execute(delete(blob_deletions).where(blob_deletions.c.digest == digest))
+        return None
+    size = conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar()
+    conn.execute(delete(repository_blobs).where(repository_blobs.c.digest == digest))
+    conn.execute(delete(blobs).where(blobs.c.digest == digest))
+    conn.execute(delete(blob_deletions).where(blob_deletions.c.digest == digest))
+    return int(size) if size is not None else 0
+
+
+def revive(conn: Connection, digests: Iterable[str]) -> None:
+    """A blob is in use again: its deletion mark, if any, goes (pushes, mounts, manifests).
+    Locks the blob rows for share first, so a sweep of them in progress finishes first."""
+    wanted = list(dict.fromkeys(digests))
+    if wanted:
+        conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(wanted)).with_for_update(read=True))
+        conn.execute(delete(blob_deletions).where(blob_deletions.c.digest.in_(wanted)))
+
+
+def clear_marks(conn: Connection) -> None:
+    conn.execute(delete(blob_deletions))
+
+
+def totals(conn: Connection) -> dict[str, Any]:
+    return {
+        "repositories": conn.execute(select(func.count()).select_from(repositories)).scalar_one(),
+        "manifests": conn.execute(select(func.count()).select_from(manifests)).scalar_one(),
+        "blobs": conn.execute(select(func.count()).select_from(blobs)).scalar_one(),
+        "blob_bytes": int(conn.execute(select(func.coalesce(func.sum(blobs.c.size), 0))).scalar_one()),
+    }

@@ -1,0 +1,159 @@
+"""Online garbage collection: runs while pushes, pulls and mounts go on (DESIGN.md §5).
+
+Mark: every tagged manifest, untagged manifests younger than their retention, every
+manifest younger than the grace period, and — transitively — the children of kept indexes
+and the referrers (signatures, SBOMs) of kept manifests. Sweep, in short transactions:
+unreachable manifests (re-checked as they are deleted), repository links no manifest of
+the repository uses, then blobs nothing references, in the two steps of metadata/gc.py
+so that a concurrent push either keeps the blob or finds it gone and uploads it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+
+import anyio.from_thread
+
+from ...metadata import gc as q
+from ...metadata.db import Database
+from ...storage.driver import PathNotFound, StorageDriver
+from ...storage.paths import blob_path
+from .uploads import UploadService
+
+BATCH = 200  # rows per write transaction: short enough that pushes barely wait
+
+Log = Callable[[str], None]
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+Checkpoint = Callable[[], Awaitable[None]]  # raises to stop (a cancelled job)
+
+
+async def _no_checkpoint() -> None:
+    return None
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    grace_period_seconds: float
+    manifests_deleted: int = 0
+    links_removed: int = 0
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+    uploads_removed: int = 0
+    manifests_kept: int = 0
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def reachable(rows: list[q.ManifestRow], refs: list[tuple[int, str]], keep_after: float) -> set[int]:
+    """The ids of manifests to keep: roots (tagged, or created after ``keep_after``) and,
+    transitively, children of kept indexes and referrers of kept manifests (same repository)."""
+    by_key = {(r.repository_id, r.digest): r for r in rows}
+    by_id = {r.id: r for r in rows}
+    children: dict[int, list[int]] = {}
+    for parent_id, child_digest in refs:
+        parent = by_id.get(parent_id)
+        child = by_key.get((parent.repository_id, child_digest)) if parent else None
+        if child is not None:
+            children.setdefault(parent_id, []).append(child.id)
+    referrers: dict[tuple[int, str], list[int]] = {}
+    for r in rows:
+        if r.subject:
+            referrers.setdefault((r.repository_id, r.subject), []).append(r.id)
+    keep: set[int] = set()
+    stack = [r.id for r in rows if r.tagged or r.created_at >= keep_after]
+    while stack:
+        mid = stack.pop()
+        if mid in keep:
+            continue
+        keep.add(mid)
+        row = by_id[mid]
+        stack.extend(children.get(mid, ()))
+        stack.extend(referrers.get((row.repository_id, row.digest), ()))
+    return keep
+
+
+class GarbageCollector:
+    def __init__(self, db: Database, storage: StorageDriver, uploads: UploadService) -> None:
+        self.db = db
+        self.storage = storage
+        self.uploads = uploads
+
+    async def run(
+        self,
+        *,
+        grace_period_seconds: float = 3600,
+        untagged_retention_seconds: float | None = None,
+        upload_timeout_seconds: float | None = None,
+        dry_run: bool = False,
+        log: Log = lambda message: None,
+        progress: Progress = lambda phase, done, total: None,
+        checkpoint: Checkpoint = _no_checkpoint,
+    ) -> GcReport:
+        started = time.time()
+        cutoff = started - grace_period_seconds
+        # Untagged manifests are kept for their retention (forever when None), and every
+        # manifest for the grace period.
+        keep_after = float("-inf") if untagged_retention_seconds is None else started - untagged_retention_seconds
+        report = GcReport(dry_run, grace_period_seconds)
+
+        rows, refs = await self.db.read(q.manifest_graph)
+        keep = reachable(rows, refs, min(keep_after, cutoff))
+        doomed = [r.id for r in rows if r.id not in keep and r.created_at < cutoff]
+        report.manifests_kept = len(rows) - len(doomed)
+        log(f"mark: {len(rows)} manifests, {len(doomed)} unreachable")
+        for i in range(0, len(doomed), BATCH):
+            await checkpoint()
+            batch = doomed[i : i + BATCH]
+            report.manifests_deleted += (
+                len(batch) if dry_run else await self.db.write(q.delete_manifests, batch, cutoff)
+            )
+            progress("manifests", min(i + BATCH, len(doomed)), len(doomed))
+
+        links = await self.db.read(q.stale_links, cutoff)
+        for i in range(0, len(links), BATCH):
+            await checkpoint()
+            some = links[i : i + BATCH]
+            report.links_removed += len(some) if dry_run else await self.db.write(q.delete_links, some, cutoff)
+        log(f"links: {report.links_removed} repository links no manifest uses")
+
+        candidates = await self.db.read(q.unreferenced_blobs, cutoff)
+        log(f"blobs: {len(candidates)} unreferenced")
+        if dry_run:
+            report.blobs_deleted = len(candidates)
+            report.bytes_freed = sum(size for _, size in candidates)
+        else:
+            for i in range(0, len(candidates), BATCH):
+                await checkpoint()
+                digests = [d for d, _ in candidates[i : i + BATCH]]
+                for digest in await self.db.write(q.mark, digests, cutoff):
+                    size = await self.db.write(self._sweep, digest, cutoff)
+                    if size is not None:
+                        report.blobs_deleted += 1
+                        report.bytes_freed += size
+                progress("blobs", min(i + BATCH, len(candidates)), len(candidates))
+
+        if upload_timeout_seconds is not None and not dry_run:
+            report.uploads_removed = await self.uploads.expire(upload_timeout_seconds)
+        report.seconds = round(time.time() - started, 3)
+        log(
+            f"done: {report.manifests_deleted} manifests, {report.blobs_deleted} blobs"
+            f" ({report.bytes_freed} bytes), {report.links_removed} links, {report.uploads_removed} uploads"
+        )
+        return report
+
+    def _sweep(self, conn: object, digest: str, cutoff: float) -> int | None:
+        """In one write transaction: take the marked blob's rows, delete its file, commit."""
+        size = q.take_marked(conn, digest, cutoff)  # type: ignore[arg-type]
+        if size is None:
+            return None
+        algorithm, _, hex_digest = digest.partition(":")
+        # Already gone is fine: a repair, or an earlier run that stopped after the file.
+        with contextlib.suppress(PathNotFound):
+            anyio.from_thread.run(self.storage.delete, blob_path(algorithm, hex_digest))
+        return size
