@@ -404,6 +404,9 @@ def gc(
         typer.Option("--untagged-retention", min=0, help="Seconds to keep untagged manifests (default: forever)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be freed; delete nothing.")] = False,
+    pace: Annotated[
+        float, typer.Option("--pace", min=0, help="Rest this many times each batch's work time (0: full speed).")
+    ] = 1.0,
     config: ConfigFile = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -412,7 +415,7 @@ def gc(
 
     settings = _settings(data_dir, config)
     with _progress(as_json) as progress:
-        report = _run(collect(settings, grace_period, untagged_retention, dry_run, progress))
+        report = _run(collect(settings, grace_period, untagged_retention, dry_run, progress, pace))
     data = report.as_json()
     if as_json:
         _print_json(data)

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, select
+from sqlalchemy import Connection, and_, delete, exists, func, select, tuple_
 
+from .db import insert_ignore
 from .models import blob_deletions, blobs, manifest_references, manifests, repositories, repository_blobs, tags
 
 
@@ -97,24 +98,23 @@ def stale_links(conn: Connection, cutoff: float) -> list[tuple[int, str]]:
 
 
 def delete_links(conn: Connection, links: Iterable[tuple[int, str]], cutoff: float) -> int:
-    n = 0
-    for repo_id, digest in links:
-        referenced = exists().where(
-            manifest_references.c.kind == "blob",
-            manifest_references.c.digest == digest,
-            manifest_references.c.manifest_id == manifests.c.id,
-            manifests.c.repository_id == repo_id,
+    wanted = list(links)
+    if not wanted:
+        return 0
+    referenced = exists().where(
+        manifest_references.c.kind == "blob",
+        manifest_references.c.digest == repository_blobs.c.digest,
+        manifest_references.c.manifest_id == manifests.c.id,
+        manifests.c.repository_id == repository_blobs.c.repository_id,
+    )
+    res = conn.execute(
+        delete(repository_blobs).where(
+            tuple_(repository_blobs.c.repository_id, repository_blobs.c.digest).in_(wanted),
+            repository_blobs.c.created_at < cutoff,
+            ~referenced,
         )
-        res = conn.execute(
-            delete(repository_blobs).where(
-                repository_blobs.c.repository_id == repo_id,
-                repository_blobs.c.digest == digest,
-                repository_blobs.c.created_at < cutoff,
-                ~referenced,
-            )
-        )
-        n += res.rowcount or 0
-    return n
+    )
+    return int(res.rowcount or 0)
 
 
 def unreferenced_blobs(conn: Connection, cutoff: float) -> list[tuple[str, int]]:
@@ -129,51 +129,53 @@ def unreferenced_blobs(conn: Connection, cutoff: float) -> list[tuple[str, int]]
     return [(r[0], int(r[1])) for r in rows]
 
 
+def _in_use(digests: list[str], cutoff: float) -> Any:
+    """Blobs among ``digests`` that a manifest references or a recent link holds."""
+    return select(blobs.c.digest).where(
+        blobs.c.digest.in_(digests),
+        exists().where(manifest_references.c.kind == "blob", manifest_references.c.digest == blobs.c.digest)
+        | exists().where(repository_blobs.c.digest == blobs.c.digest, repository_blobs.c.created_at >= cutoff),
+    )
+
+
 def mark(conn: Connection, digests: Iterable[str], cutoff: float) -> list[str]:
     """Mark blobs for deletion, re-checking that nothing references them now."""
+    wanted = list(dict.fromkeys(digests))
+    if not wanted:
+        return []
+    present = set(conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(wanted))).scalars())
+    free = sorted(present - set(conn.execute(_in_use(wanted, cutoff)).scalars()))
     now = time.time()
-    marked = []
-    for digest in digests:
-        free = conn.execute(
-            select(blobs.c.digest).where(
-                blobs.c.digest == digest,
-                ~exists().where(manifest_references.c.kind == "blob", manifest_references.c.digest == digest),
-                ~exists().where(repository_blobs.c.digest == digest, repository_blobs.c.created_at >= cutoff),
-            )
-        ).first()
-        if free is None:
-            continue
-        exists_mark = conn.execute(select(blob_deletions.c.digest).where(blob_deletions.c.digest == digest)).first()
-        if exists_mark is None:
-            conn.execute(insert(blob_deletions).values(digest=digest, marked_at=now))
-        marked.append(digest)
-    return marked
+    for digest in free:
+        insert_ignore(conn, blob_deletions, {"digest": digest, "marked_at": now})
+    return free
 
 
-def take_marked(conn: Connection, digest: str, cutoff: float) -> int | None:
-    """In the sweep's transaction: if the mark survived and nothing uses the blob, delete its
-    rows and return its size (the caller deletes the file before committing); else None.
+def take_marked(conn: Connection, digests: Iterable[str], cutoff: float) -> list[tuple[str, int]]:
+    """In the sweep's transaction: the marked blobs that nothing uses lose their rows, and are
+    returned with their sizes (the caller deletes the files before committing). Marks of
+    blobs in use again are dropped.
 
-    The blob row is locked first (PostgreSQL), as ``revive`` locks it, so a manifest naming the
-    blob either commits before this looks for references or waits and then finds it gone."""
-    conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest).with_for_update())
-    if conn.execute(select(blob_deletions.c.digest).where(blob_deletions.c.digest == digest)).first() is None:
-        return None
-    in_use = conn.execute(
-        select(blobs.c.digest).where(
-            blobs.c.digest == digest,
-            exists().where(manifest_references.c.kind == "blob", manifest_references.c.digest == digest)
-            | exists().where(repository_blobs.c.digest == digest, repository_blobs.c.created_at >= cutoff),
-        )
-    ).first()
-    if in_use is not None:
-        conn.execute(delete(blob_deletions).where(blob_deletions.c.digest == digest))
-        return None
-    size = conn.execute(select(blobs.c.size).where(blobs.c.digest == digest)).scalar()
-    conn.execute(delete(repository_blobs).where(repository_blobs.c.digest == digest))
-    conn.execute(delete(blobs).where(blobs.c.digest == digest))
-    conn.execute(delete(blob_deletions).where(blob_deletions.c.digest == digest))
-    return int(size) if size is not None else 0
+    The blob rows are locked first (PostgreSQL), as ``revive`` locks them, so a manifest naming
+    a blob either commits before this looks for references or waits and then finds it gone."""
+    wanted = list(dict.fromkeys(digests))
+    if not wanted:
+        return []
+    conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(wanted)).with_for_update())
+    marked = list(conn.execute(select(blob_deletions.c.digest).where(blob_deletions.c.digest.in_(wanted))).scalars())
+    if not marked:
+        return []
+    in_use = set(conn.execute(_in_use(marked, cutoff)).scalars())
+    doomed = [d for d in marked if d not in in_use]
+    if in_use:
+        conn.execute(delete(blob_deletions).where(blob_deletions.c.digest.in_(sorted(in_use))))
+    if not doomed:
+        return []
+    sizes = dict(conn.execute(select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(doomed))).all())
+    conn.execute(delete(repository_blobs).where(repository_blobs.c.digest.in_(doomed)))
+    conn.execute(delete(blobs).where(blobs.c.digest.in_(doomed)))
+    conn.execute(delete(blob_deletions).where(blob_deletions.c.digest.in_(doomed)))
+    return [(d, int(sizes.get(d, 0))) for d in doomed]
 
 
 def revive(conn: Connection, digests: Iterable[str]) -> None:

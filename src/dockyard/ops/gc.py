@@ -18,6 +18,7 @@ async def collect(
     untagged_retention_seconds: float | None,
     dry_run: bool,
     progress: Progress,
+    pace: float = 1.0,
 ) -> GcReport:
     db = Database(settings.effective_database_url)
     driver = driver_for(settings)
@@ -30,6 +31,7 @@ async def collect(
     try:
         db.migrate()
         registry = Registry.build(db, driver, settings.registry)
+        registry.gc.pace = pace
         return await registry.gc.run(
             grace_period_seconds=grace_period_seconds,
             untagged_retention_seconds=untagged_retention_seconds,

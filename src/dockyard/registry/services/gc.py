@@ -10,10 +10,12 @@ so that a concurrent push either keeps the blob or finds it gone and uploads it 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import anyio.from_thread
 
@@ -79,7 +81,8 @@ def reachable(rows: list[q.ManifestRow], refs: list[tuple[int, str]], keep_after
 
 
 class GarbageCollector:
-    def __init__(self, db: Database, storage: StorageDriver, uploads: UploadService) -> None:
+    def __init__(self, db: Database, storage: StorageDriver, uploads: UploadService, pace: float = 1.0) -> None:
+        self.pace = pace
         self.db = db
         self.storage = storage
         self.uploads = uploads
@@ -119,7 +122,9 @@ class GarbageCollector:
         for i in range(0, len(links), BATCH):
             await checkpoint()
             some = links[i : i + BATCH]
-            report.links_removed += len(some) if dry_run else await self.db.write(q.delete_links, some, cutoff)
+            async with self._paced():
+                removed = len(some) if dry_run else await self.db.write(q.delete_links, some, cutoff)
+            report.links_removed += removed
         log(f"links: {report.links_removed} repository links no manifest uses")
 
         candidates = await self.db.read(q.unreferenced_blobs, cutoff)
@@ -131,11 +136,11 @@ class GarbageCollector:
             for i in range(0, len(candidates), BATCH):
                 await checkpoint()
                 digests = [d for d, _ in candidates[i : i + BATCH]]
-                for digest in await self.db.write(q.mark, digests, cutoff):
-                    size = await self.db.write(self._sweep, digest, cutoff)
-                    if size is not None:
-                        report.blobs_deleted += 1
-                        report.bytes_freed += size
+                marked = await self.db.write(q.mark, digests, cutoff)
+                async with self._paced():
+                    swept = await self.db.write(self._sweep, marked, cutoff)
+                report.blobs_deleted += len(swept)
+                report.bytes_freed += sum(swept)
                 progress("blobs", min(i + BATCH, len(candidates)), len(candidates))
 
         if upload_timeout_seconds is not None and not dry_run:
@@ -147,13 +152,29 @@ class GarbageCollector:
         )
         return report
 
-    def _sweep(self, conn: object, digest: str, cutoff: float) -> int | None:
-        """In one write transaction: take the marked blob's rows, delete its file, commit."""
-        size = q.take_marked(conn, digest, cutoff)  # type: ignore[arg-type]
-        if size is None:
-            return None
-        algorithm, _, hex_digest = digest.partition(":")
-        # Already gone is fine: a repair, or an earlier run that stopped after the file.
-        with contextlib.suppress(PathNotFound):
-            anyio.from_thread.run(self.storage.delete, blob_path(algorithm, hex_digest))
-        return size
+    @contextlib.asynccontextmanager
+    async def _paced(self) -> AsyncIterator[None]:
+        """Rest after each batch in proportion to its work, so pushes keep most of the
+        machine and the database (``pace`` 1.0: busy at most half the time)."""
+        began = time.monotonic()
+        yield
+        if self.pace:
+            await asyncio.sleep((time.monotonic() - began) * self.pace)
+
+    def _sweep(self, conn: Any, digests: list[str], cutoff: float) -> list[int]:
+        """In one write transaction: take the marked blobs' rows, delete their files, commit.
+        Returns the sizes of the blobs deleted."""
+        taken = q.take_marked(conn, digests, cutoff)
+        if taken:
+            anyio.from_thread.run(self._delete_files, [d for d, _ in taken])
+        return [size for _, size in taken]
+
+    async def _delete_files(self, digests: list[str]) -> None:
+        async def one(digest: str) -> None:
+            algorithm, _, hex_digest = digest.partition(":")
+            # Already gone is fine: a repair, or an earlier run that stopped after the file.
+            with contextlib.suppress(PathNotFound):
+                await self.storage.delete(blob_path(algorithm, hex_digest))
+
+        for i in range(0, len(digests), 16):  # a few at a time: object stores answer in parallel
+            await asyncio.gather(*(one(d) for d in digests[i : i + 16]))
