@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
+import yaml
 
 from tests.conftest import RunningServer, start_server
 from tests.helpers import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_MANIFEST, descriptor, sha256
@@ -23,6 +25,7 @@ ACCEPT = {"Accept": f"{DOCKER_MANIFEST},{OCI_MANIFEST}"}
 
 
 def gc(server: RunningServer, *args: str) -> dict[str, Any]:
+    # A data folder on PostgreSQL names its database in config/dockyard.yml (see the PG test).
     result: dict[str, Any] = as_json("gc", "--data-dir", str(server.data_dir), *args)
     return result
 
@@ -32,12 +35,36 @@ def blob_files(data_dir: Path) -> set[str]:
     return {"sha256:" + p.name for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
-def blob_rows(data_dir: Path) -> set[str]:
+UNREFERENCED = (
+    "SELECT count(*) FROM blobs b WHERE NOT EXISTS"
+    " (SELECT 1 FROM manifest_references r WHERE r.kind = 'blob' AND r.digest = b.digest)"
+)
+
+
+def _query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Run SQL on the folder's database: its SQLite file, or the PostgreSQL its settings name."""
+    settings = data_dir / "config" / "dockyard.yml"
+    url = yaml.safe_load(settings.read_text()).get("database_url") if settings.exists() else None
+    if url:
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.exec_driver_sql(sql)]
+        finally:
+            engine.dispose()
     conn = sqlite3.connect(data_dir / "db" / "dockyard.db")
     try:
-        return {d for (d,) in conn.execute("SELECT digest FROM blobs")}
+        return list(conn.execute(sql))
     finally:
         conn.close()
+
+
+def blob_rows(data_dir: Path) -> set[str]:
+    return {d for (d,) in _query(data_dir, "SELECT digest FROM blobs")}
+
+
+def unreferenced_blob_rows(server: RunningServer) -> int:
+    return int(_query(server.data_dir, UNREFERENCED)[0][0])
 
 
 def push(http: httpx.Client, repo: str, tag: str, blobs: list[bytes], attempts: int = 8, **extra: Any) -> bytes | None:
@@ -128,7 +155,9 @@ def test_grace_period_and_untagged_retention(server: RunningServer) -> None:
         assert [m["digest"] for m in referrers] == [sha256(sig)]
 
 
-def test_gc_racing_pushes_and_deletes_loses_nothing(server: RunningServer) -> None:
+def race(server: RunningServer, seconds: float = 20) -> None:
+    """Pushers (sharing base layers) and deleters for ``seconds`` while GC runs in a loop with
+    no grace period; then every acknowledged image pulls back and nothing unreachable is left."""
     base = [os.urandom(4096) for _ in range(3)]  # layers every image shares
     acknowledged: dict[tuple[str, str], bytes] = {}
     lock = threading.Lock()
@@ -171,7 +200,7 @@ def test_gc_racing_pushes_and_deletes_loses_nothing(server: RunningServer) -> No
     threads.append(threading.Thread(target=collector, args=(runs,)))
     for t in threads:
         t.start()
-    time.sleep(20)
+    time.sleep(seconds)
     stop.set()
     for t in threads:
         t.join(120)
@@ -184,13 +213,9 @@ def test_gc_racing_pushes_and_deletes_loses_nothing(server: RunningServer) -> No
     final = gc(server, "--grace-period", "0")
     assert final["manifests_deleted"] == 0
     # Nothing unreachable remains: every blob row is referenced, and files and rows agree.
-    conn = sqlite3.connect(server.data_dir / "db" / "dockyard.db")
-    try:
-        unreferenced = conn.execute(
-            "SELECT count(*) FROM blobs b WHERE NOT EXISTS"
-            " (SELECT 1 FROM manifest_references r WHERE r.kind = 'blob' AND r.digest = b.digest)"
-        ).fetchone()[0]
-    finally:
-        conn.close()
-    assert unreferenced == 0
+    assert unreferenced_blob_rows(server) == 0
     assert blob_files(server.data_dir) == blob_rows(server.data_dir)
+
+
+def test_gc_racing_pushes_and_deletes_loses_nothing(server: RunningServer) -> None:
+    race(server)

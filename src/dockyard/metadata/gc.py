@@ -73,7 +73,10 @@ def delete_manifests(conn: Connection, ids: Iterable[int], cutoff: float) -> int
             parent.c.id.notin_(batch),
         ),
     )
-    doomed = list(conn.execute(select(manifests.c.id).where(still_unreachable).with_for_update()).scalars())
+    # Lock first, then look: on PostgreSQL the second statement's fresh snapshot sees what a
+    # concurrent push (holding these rows FOR SHARE until it committed) wrote.
+    conn.execute(select(manifests.c.id).where(manifests.c.id.in_(batch)).with_for_update())
+    doomed = list(conn.execute(select(manifests.c.id).where(still_unreachable)).scalars())
     if not doomed:
         return 0
     conn.execute(delete(manifest_references).where(manifest_references.c.manifest_id.in_(doomed)))
@@ -107,9 +110,12 @@ def delete_links(conn: Connection, links: Iterable[tuple[int, str]], cutoff: flo
         manifest_references.c.manifest_id == manifests.c.id,
         manifests.c.repository_id == repository_blobs.c.repository_id,
     )
+    in_batch = tuple_(repository_blobs.c.repository_id, repository_blobs.c.digest).in_(wanted)
+    # Lock first, then delete in a statement whose snapshot sees references committed meanwhile.
+    conn.execute(select(repository_blobs.c.digest).where(in_batch).with_for_update())
     res = conn.execute(
         delete(repository_blobs).where(
-            tuple_(repository_blobs.c.repository_id, repository_blobs.c.digest).in_(wanted),
+            in_batch,
             repository_blobs.c.created_at < cutoff,
             ~referenced,
         )

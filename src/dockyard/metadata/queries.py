@@ -110,11 +110,12 @@ def missing_blobs(conn: Connection, repo_id: int, digests: Iterable[str]) -> lis
     wanted = list(dict.fromkeys(digests))
     if not wanted:
         return []
+    # FOR SHARE (PostgreSQL): GC cannot remove these links until this transaction commits.
     found = set(
         conn.execute(
-            select(repository_blobs.c.digest).where(
-                repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest.in_(wanted)
-            )
+            select(repository_blobs.c.digest)
+            .where(repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest.in_(wanted))
+            .with_for_update(read=True)
         ).scalars()
     )
     return [d for d in wanted if d not in found]
@@ -153,9 +154,11 @@ def missing_manifests(conn: Connection, repo_id: int, digests: Iterable[str]) ->
     wanted = list(dict.fromkeys(digests))
     if not wanted:
         return []
-    found = set(
+    found = set(  # FOR SHARE: GC cannot delete these children until this transaction commits
         conn.execute(
-            select(manifests.c.digest).where(manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted))
+            select(manifests.c.digest)
+            .where(manifests.c.repository_id == repo_id, manifests.c.digest.in_(wanted))
+            .with_for_update(read=True)
         ).scalars()
     )
     return [d for d in wanted if d not in found]
@@ -191,8 +194,10 @@ def put_manifest(conn: Connection, repo_id: int, m: NewManifest, tag: str | None
             "created_at": now,
         },
     )
-    mid = conn.execute(
-        select(manifests.c.id).where(manifests.c.repository_id == repo_id, manifests.c.digest == m.digest)
+    mid = conn.execute(  # FOR SHARE: a GC sweep of this (until now untagged) manifest waits for us
+        select(manifests.c.id)
+        .where(manifests.c.repository_id == repo_id, manifests.c.digest == m.digest)
+        .with_for_update(read=True)
     ).scalar_one()
     for kind, refs in (("blob", m.blob_refs), ("manifest", m.manifest_refs)):
         for ref in dict.fromkeys(refs):
