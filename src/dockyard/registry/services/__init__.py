@@ -9,7 +9,7 @@ from ...metadata.db import Database
 from ...storage.driver import StorageDriver
 from .blobs import BlobService
 from .gc import GarbageCollector
-from .manifests import ManifestService, TagPolicy
+from .manifests import EventSink, ManifestService, TagPolicy
 from .uploads import UploadService
 
 
@@ -22,7 +22,12 @@ class Registry:
 
     @classmethod
     def build(
-        cls, db: Database, storage: StorageDriver, settings: RegistrySettings, tag_policy: TagPolicy | None = None
+        cls,
+        db: Database,
+        storage: StorageDriver,
+        settings: RegistrySettings,
+        tag_policy: TagPolicy | None = None,
+        events: EventSink | None = None,
     ) -> Registry:
         uploads = UploadService(db, storage)
         return cls(
@@ -37,5 +42,6 @@ class Registry:
                 tags_max_entries=settings.tags_max_entries,
                 catalog_max_entries=settings.catalog_max_entries,
                 tag_policy=tag_policy,
+                events=events,
             ),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ...metadata import gc, queries
 from ...metadata.db import Database
@@ -26,6 +26,13 @@ class PutResult:
 TagPolicy = Callable[[str, str, str], Awaitable[str | None]]
 
 
+class EventSink(Protocol):
+    """Where registry events go (webhooks): kind is "manifest.push", "tag.push",
+    "manifest.delete" or "tag.delete"; emit must return quickly and never raise."""
+
+    async def emit(self, kind: str, repository: str, data: dict[str, Any]) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[str]
@@ -43,9 +50,11 @@ class ManifestService:
         tags_max_entries: int,
         catalog_max_entries: int,
         tag_policy: TagPolicy | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.db = db
         self.tag_policy = tag_policy
+        self.events = events
         self.delete_enabled = delete_enabled
         self.validate_index_children = validate_index_children
         self.max_manifest_bytes = max_manifest_bytes
@@ -137,6 +146,11 @@ class ManifestService:
             manifest_refs=tuple(d.digest for d in parsed.children),
         )
         await self.db.write(self._store, repo, new, tag)
+        if self.events is not None:
+            event = {"digest": parsed.digest, "mediaType": new.media_type, "size": len(body)}
+            await self.events.emit("manifest.push", repo, event)
+            if tag is not None:
+                await self.events.emit("tag.push", repo, {**event, "tag": tag})
         return PutResult(parsed.digest, new.subject_digest)
 
     def _store(self, conn: Any, repo: str, new: queries.NewManifest, tag: str | None) -> None:
@@ -169,13 +183,19 @@ class ManifestService:
         repo_id = await self.db.read(queries.repository_id, repo)
         if repo_id is None:
             raise codes.RegistryError(codes.NAME_UNKNOWN, f"repository {repo} is not known", detail={"name": repo})
-        fn = queries.delete_manifest if digests.is_digest(reference) else queries.delete_tag
+        by_digest = digests.is_digest(reference)
+        fn = queries.delete_manifest if by_digest else queries.delete_tag
         if not await self.db.write(fn, repo_id, reference):
             raise codes.RegistryError(
                 codes.MANIFEST_UNKNOWN,
                 f"manifest {reference} is unknown to repository {repo}",
                 detail={"reference": reference},
             )
+        if self.events is not None:
+            if by_digest:
+                await self.events.emit("manifest.delete", repo, {"digest": reference})
+            else:
+                await self.events.emit("tag.delete", repo, {"tag": reference})
 
     async def tags(self, repo: str, n: int | None, last: str | None) -> Page:
         repo_id = await self.db.read(queries.repository_id, repo)
