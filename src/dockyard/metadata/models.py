@@ -272,3 +272,21 @@ blob_deletions = Table(
     Column("digest", String(200), primary_key=True),
     Column("marked_at", Float, nullable=False),
 )
+
+# --- lifecycle policies -------------------------------------------------------------------
+# Per repository or per namespace (scope "repository" | "namespace", target its name):
+#   kind "immutable"          {}                                   tags cannot move or be deleted
+#   kind "quota"              {"bytes": n}                         a push over it is refused
+#   kind "untagged_retention" {"seconds": n}                       GC keeps untagged manifests that long
+#   kind "prune"              {"pattern", "keep", "max_age_seconds"}  the prune job deletes old tags
+lifecycle_policies = Table(
+    "lifecycle_policies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(16), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("parameters", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_lifecycle_policies_target", "scope", "target"),
+)
