@@ -86,6 +86,7 @@ from .ops import (  # noqa: E402
     gc,
     install,
     nginx_config,
+    prune,
     reconfigure,
     restore,
     upgrade,
@@ -100,6 +101,7 @@ app.command("emergency-repair")(emergency_repair)
 app.command()(destroy)
 app.command("nginx-config")(nginx_config)
 app.command()(gc)
+app.command()(prune)
 
 
 def main() -> None:

@@ -422,3 +422,25 @@ def gc(
         return
     title = "Garbage collection" + (" (dry run: nothing deleted)" if dry_run else "")
     Console().print(_table(title, [(k.replace("_", " "), str(v)) for k, v in data.items()]))
+
+
+def prune(
+    data_dir: DataDir,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")] = False,
+    config: ConfigFile = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Apply the tag-pruning policies (lifecycle) of every repository and namespace now."""
+    from ..ops.prune import prune as do_prune
+
+    settings = _settings(data_dir, config)
+    done = _run(do_prune(settings, dry_run))
+    if as_json:
+        _print_json([{"repository": r, "tag": t, "rule": rule} for r, t, rule in done])
+        return
+    table = Table(title=f"{'Would prune' if dry_run else 'Pruned'} {len(done)} tag(s)", title_justify="left")
+    for column in ("repository", "tag", "rule"):
+        table.add_column(column, overflow="fold")
+    for r, t, rule in done:
+        table.add_row(Text(r), Text(t), Text(rule))
+    Console().print(table)

@@ -54,6 +54,10 @@ def manifest_graph(conn: Connection) -> tuple[list[ManifestRow], list[tuple[int,
     return out, [(r[0], r[1]) for r in refs]
 
 
+def repository_names(conn: Connection) -> dict[int, str]:
+    return {r[0]: r[1] for r in conn.execute(select(repositories.c.id, repositories.c.name))}
+
+
 def delete_manifests(conn: Connection, ids: Iterable[int], cutoff: float) -> int:
     """Delete unreachable manifests, re-checked here against what changed since the mark:
     a tag or a new parent index (in the same repository) keeps a manifest."""

@@ -225,6 +225,24 @@ def delete_manifest(conn: Connection, repo_id: int, digest: str) -> bool:
     return True
 
 
+def tag_digest(conn: Connection, repo_id: int, tag: str) -> str | None:
+    return conn.execute(
+        select(manifests.c.digest)
+        .join(tags, tags.c.manifest_id == manifests.c.id)
+        .where(tags.c.repository_id == repo_id, tags.c.name == tag)
+    ).scalar()
+
+
+def tags_of_digest(conn: Connection, repo_id: int, digest: str) -> list[str]:
+    return list(
+        conn.execute(
+            select(tags.c.name)
+            .join(manifests, manifests.c.id == tags.c.manifest_id)
+            .where(manifests.c.repository_id == repo_id, manifests.c.digest == digest)
+        ).scalars()
+    )
+
+
 def delete_tag(conn: Connection, repo_id: int, tag: str) -> bool:
     res = conn.execute(delete(tags).where(tags.c.repository_id == repo_id, tags.c.name == tag))
     return bool(res.rowcount)

@@ -9,6 +9,7 @@ from ...metadata.db import Database
 from ...storage.driver import StorageDriver
 from .blobs import BlobService
 from .gc import GarbageCollector
+from .lifecycle import LifecycleService
 from .manifests import EventSink, ManifestService, TagPolicy
 from .uploads import UploadService
 
@@ -19,6 +20,7 @@ class Registry:
     uploads: UploadService
     manifests: ManifestService
     gc: GarbageCollector
+    lifecycle: LifecycleService
 
     @classmethod
     def build(
@@ -29,7 +31,8 @@ class Registry:
         tag_policy: TagPolicy | None = None,
         events: EventSink | None = None,
     ) -> Registry:
-        uploads = UploadService(db, storage)
+        lifecycle = LifecycleService(db, notify=events.emit if events is not None else None)
+        uploads = UploadService(db, storage, lifecycle)
         return cls(
             blobs=BlobService(db, storage, settings.delete_enabled),
             uploads=uploads,
@@ -43,5 +46,7 @@ class Registry:
                 catalog_max_entries=settings.catalog_max_entries,
                 tag_policy=tag_policy,
                 events=events,
+                lifecycle=lifecycle,
             ),
+            lifecycle=lifecycle,
         )

@@ -20,6 +20,7 @@ from typing import Any
 import anyio.from_thread
 
 from ...metadata import gc as q
+from ...metadata import lifecycle as lifecycle_q
 from ...metadata.db import Database
 from ...storage.driver import PathNotFound, StorageDriver
 from ...storage.paths import blob_path
@@ -52,8 +53,10 @@ class GcReport:
         return asdict(self)
 
 
-def reachable(rows: list[q.ManifestRow], refs: list[tuple[int, str]], keep_after: float) -> set[int]:
-    """The ids of manifests to keep: roots (tagged, or created after ``keep_after``) and,
+def reachable(
+    rows: list[q.ManifestRow], refs: list[tuple[int, str]], kept_after: Callable[[q.ManifestRow], float]
+) -> set[int]:
+    """The ids of manifests to keep: roots (tagged, or created after ``kept_after(row)``) and,
     transitively, children of kept indexes and referrers of kept manifests (same repository)."""
     by_key = {(r.repository_id, r.digest): r for r in rows}
     by_id = {r.id: r for r in rows}
@@ -68,7 +71,7 @@ def reachable(rows: list[q.ManifestRow], refs: list[tuple[int, str]], keep_after
         if r.subject:
             referrers.setdefault((r.repository_id, r.subject), []).append(r.id)
     keep: set[int] = set()
-    stack = [r.id for r in rows if r.tagged or r.created_at >= keep_after]
+    stack = [r.id for r in rows if r.tagged or r.created_at >= kept_after(r)]
     while stack:
         mid = stack.pop()
         if mid in keep:
@@ -78,6 +81,19 @@ def reachable(rows: list[q.ManifestRow], refs: list[tuple[int, str]], keep_after
         stack.extend(children.get(mid, ()))
         stack.extend(referrers.get((row.repository_id, row.digest), ()))
     return keep
+
+
+def retention_by_repository(
+    names: dict[int, str], policies: list[lifecycle_q.Policy], default: float | None
+) -> dict[int, float | None]:
+    """Untagged retention per repository id: its own policy, else its namespace's, else ``default``."""
+    own = {p.target: float(p.parameters["seconds"]) for p in policies if p.scope == "repository"}
+    ns = {p.target: float(p.parameters["seconds"]) for p in policies if p.scope == "namespace"}
+    out: dict[int, float | None] = {}
+    for repo_id, name in names.items():
+        namespace = name.split("/", 1)[0]
+        out[repo_id] = own.get(name, ns.get(namespace, default))
+    return out
 
 
 class GarbageCollector:
@@ -100,13 +116,21 @@ class GarbageCollector:
     ) -> GcReport:
         started = time.time()
         cutoff = started - grace_period_seconds
-        # Untagged manifests are kept for their retention (forever when None), and every
-        # manifest for the grace period.
-        keep_after = float("-inf") if untagged_retention_seconds is None else started - untagged_retention_seconds
         report = GcReport(dry_run, grace_period_seconds)
-
         rows, refs = await self.db.read(q.manifest_graph)
-        keep = reachable(rows, refs, min(keep_after, cutoff))
+        # Untagged manifests are kept for their retention (a repository's or namespace's policy,
+        # else the run's; forever when None), and every manifest for the grace period.
+        retention = retention_by_repository(
+            await self.db.read(q.repository_names),
+            await self.db.read(lifecycle_q.all_policies, "untagged_retention"),
+            untagged_retention_seconds,
+        )
+
+        def kept_after(row: q.ManifestRow) -> float:
+            seconds = retention.get(row.repository_id, untagged_retention_seconds)
+            return float("-inf") if seconds is None else min(cutoff, started - seconds)
+
+        keep = reachable(rows, refs, kept_after)
         doomed = [r.id for r in rows if r.id not in keep and r.created_at < cutoff]
         report.manifests_kept = len(rows) - len(doomed)
         log(f"mark: {len(rows)} manifests, {len(doomed)} unreachable")

@@ -13,6 +13,7 @@ from .. import codes, mediatypes
 from .. import digest as digests
 from .. import manifest as manifests
 from ..reference import check_tag
+from .lifecycle import LifecycleService
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,10 @@ class ManifestService:
         catalog_max_entries: int,
         tag_policy: TagPolicy | None = None,
         events: EventSink | None = None,
+        lifecycle: LifecycleService | None = None,
     ) -> None:
         self.db = db
+        self.lifecycle = lifecycle
         self.tag_policy = tag_policy
         self.events = events
         self.delete_enabled = delete_enabled
@@ -145,7 +148,8 @@ class ManifestService:
             blob_refs=tuple(d.digest for d in ((parsed.config,) if parsed.config else ()) + parsed.layers),
             manifest_refs=tuple(d.digest for d in parsed.children),
         )
-        await self.db.write(self._store, repo, new, tag)
+        immutable = self.lifecycle is not None and (await self.lifecycle.for_repository(repo)).immutable
+        await self.db.write(self._store, repo, new, tag, immutable)
         if self.events is not None:
             event = {"digest": parsed.digest, "mediaType": new.media_type, "size": len(body)}
             await self.events.emit("manifest.push", repo, event)
@@ -153,7 +157,7 @@ class ManifestService:
                 await self.events.emit("tag.push", repo, {**event, "tag": tag})
         return PutResult(parsed.digest, new.subject_digest)
 
-    def _store(self, conn: Any, repo: str, new: queries.NewManifest, tag: str | None) -> None:
+    def _store(self, conn: Any, repo: str, new: queries.NewManifest, tag: str | None, immutable: bool) -> None:
         # Checked and written in one transaction, so a concurrent delete cannot slip between.
         repo_id = queries.ensure_repository(conn, repo)
         # First: blobs GC marked but has not swept are in use again (this also waits for a
@@ -171,6 +175,8 @@ class ManifestService:
             for e in errors[1:]:
                 first.also(e)
             raise first
+        if immutable and tag is not None:
+            LifecycleService.check_tag_move(conn, repo_id, repo, tag, new.digest)
         queries.put_manifest(conn, repo_id, new, tag)
 
     async def delete(self, repo: str, reference: str) -> None:
@@ -184,6 +190,12 @@ class ManifestService:
         if repo_id is None:
             raise codes.RegistryError(codes.NAME_UNKNOWN, f"repository {repo} is not known", detail={"name": repo})
         by_digest = digests.is_digest(reference)
+        if self.lifecycle is not None:
+            if by_digest:
+                tagged = await self.db.read(queries.tags_of_digest, repo_id, reference)
+            else:
+                tagged = [reference] if await self.db.read(queries.tag_digest, repo_id, reference) else []
+            await self.lifecycle.check_delete(repo, reference, tagged)
         fn = queries.delete_manifest if by_digest else queries.delete_tag
         if not await self.db.write(fn, repo_id, reference):
             raise codes.RegistryError(

@@ -30,6 +30,7 @@ from ...storage.driver import FileWriter, PathNotFound, StorageDriver
 from ...storage.paths import blob_path, upload_data_path, upload_dir
 from .. import codes
 from .. import digest as digests
+from .lifecycle import LifecycleService
 
 # Bytes gathered before one hash+write step: large enough to amortise the thread hops,
 # small enough that hashing and writing overlap well with receiving (1 MiB measured best).
@@ -137,9 +138,10 @@ async def _pump(stream: AsyncIterator[bytes], writer: FileWriter, hasher: Any, l
 
 
 class UploadService:
-    def __init__(self, db: Database, storage: StorageDriver) -> None:
+    def __init__(self, db: Database, storage: StorageDriver, lifecycle: LifecycleService | None = None) -> None:
         self.db = db
         self.storage = storage
+        self.lifecycle = lifecycle
         self._hashers = _Hashers()
         # Weak: a lock lives only while some request holds or waits on it.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -165,6 +167,10 @@ class UploadService:
         if rec.repository != repo:
             raise codes.RegistryError(codes.BLOB_UPLOAD_INVALID, "the upload session belongs to another repository")
         return rec
+
+    async def _check_quota(self, repo: str, incoming: int, digest: str | None = None) -> None:
+        if self.lifecycle is not None:
+            await self.lifecycle.check_quota(repo, incoming, digest)
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
@@ -193,18 +199,20 @@ class UploadService:
     ) -> UploadState:
         session = await self._session(repo, upload_id)
         async with self._lock(upload_id):
-            size = await self._append(upload_id, body, content_range, content_length, durable=False)
+            size = await self._append(repo, upload_id, body, content_range, content_length, durable=False)
         if time.time() - session.updated_at > TOUCH_INTERVAL:
             await self.db.write(queries.touch_upload, upload_id)
         return UploadState(upload_id, size)
 
     async def _append(
         self,
+        repo: str,
         upload_id: str,
         body: AsyncIterator[bytes] | None,
         content_range: str | None,
         content_length: int | None,
         durable: bool,
+        digest: str | None = None,
     ) -> int:
         """Append a chunk (or nothing, when body is None) and commit the data file."""
         try:
@@ -229,6 +237,10 @@ class UploadService:
             if body is None:
                 await writer.commit(durable)
                 return size
+            if content_length is not None:
+                # Over quota is refused before the chunk is read (a streamed chunk of unknown
+                # length is checked when the upload finishes, before the blob is committed).
+                await self._check_quota(repo, size + content_length, digest)
             hasher = self._hashers.take(upload_id, size) or await self._rehash(upload_id, size)
             try:
                 received = await _pump(body, writer, hasher, content_length)
@@ -280,7 +292,9 @@ class UploadService:
         await self._session(repo, upload_id)
         async with self._lock(upload_id):
             # Chunks were committed without fsync; the blob is made durable once, here.
-            size = await self._append(upload_id, body, content_range, content_length, durable=True)
+            size = await self._append(
+                repo, upload_id, body, content_range, content_length, durable=True, digest=str(expected)
+            )
             hasher = self._hashers.take(upload_id, size) or await self._rehash(upload_id, size)
             actual = f"sha256:{hasher.hexdigest()}"
             if actual != str(expected):
@@ -290,6 +304,7 @@ class UploadService:
                     f"digest {expected} does not match the uploaded content ({actual}); session cancelled",
                     detail={"expected": str(expected), "actual": actual},
                 )
+            await self._check_quota(repo, size, str(expected))
             await self._commit(repo, upload_id, expected, size)
         return CommittedBlob(str(expected), size)
 
@@ -341,6 +356,8 @@ class UploadService:
     ) -> CommittedBlob:
         """``POST ?digest=`` with the whole blob: a session started and finished at once."""
         digests.parse(digest, what="digest query parameter")
+        if content_length is not None:
+            await self._check_quota(repo, content_length, digest)
         state = await self.start(repo)
         try:
             return await self.finish(repo, state.id, digest, body, None, content_length)
@@ -362,6 +379,7 @@ class UploadService:
             size = await self.db.read(queries.blob_size, str(d))
         if size is None:
             return None
+        await self._check_quota(repo, size, str(d))
         linked = await self.db.write(_mount, repo, str(d))
         return CommittedBlob(str(d), linked) if linked is not None else None
 
