@@ -100,7 +100,15 @@ def metrics_for(s: w.Settings) -> list[Metric]:
         Metric("memory", "Peak server memory (sum of VmHWM, process tree)", "MiB", False, w.peak_memory, 1),
         Metric(
             "nginx-pull",
-            f"Blob pull ({blob}, curl): Dockyard behind nginx (HTTPS, X-Accel) vs reference direct",
+            f"Blob pull ({blob}, curl, HTTPS both): Dockyard behind nginx (X-Accel) vs reference TLS direct",
+            "MiB/s",
+            True,
+            nginx_pull_unavailable,
+            1,
+        ),
+        Metric(
+            "nginx-pull-vs-plain",
+            f"Blob pull ({blob}, curl), informational: Dockyard behind nginx (HTTPS) vs reference plain HTTP",
             "MiB/s",
             True,
             nginx_pull_unavailable,
@@ -109,11 +117,24 @@ def metrics_for(s: w.Settings) -> list[Metric]:
     ]
 
 
-METRIC_KEYS = ["push", "pull", "chunked", "manifest", "blob", "skopeo-push", "skopeo-pull", "memory", "nginx-pull"]
+METRIC_KEYS = [
+    "push",
+    "pull",
+    "chunked",
+    "manifest",
+    "blob",
+    "skopeo-push",
+    "skopeo-pull",
+    "memory",
+    "nginx-pull",
+    "nginx-pull-vs-plain",
+]
+NGINX_ROWS = ("nginx-pull", "nginx-pull-vs-plain")
 
 
 # ---------------------------------------------------------------------------------------------
-# The nginx row: `dockyard nginx-config` in front of the Dockyard server
+# The nginx rows: `dockyard nginx-config` in front of the Dockyard server, against a second
+# reference instance serving HTTPS itself (nginx-pull) or the plain-HTTP one (nginx-pull-vs-plain)
 # ---------------------------------------------------------------------------------------------
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -190,22 +211,117 @@ def start_nginx_front(dockyard: Server, workdir: Path) -> NginxFront:
     raise ServerStartError("nginx did not answer GET /v2/ in 15 s")
 
 
-def _curl_https(url: str, cacert: Path, expected_size: int) -> float:
-    """Seconds to GET url over HTTPS into /dev/null with curl, verifying nginx's certificate."""
-    cmd = [w.CURL, "--silent", "--show-error", "--noproxy", "*", "--proto", "=https", "--cacert", str(cacert)]
-    cmd += ["--max-time", "300", "--output", "/dev/null", "--write-out", "%{http_code} %{size_download} %{time_total}"]
+REFERENCE_TLS_CONFIG = """\
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+  tls:
+    certificate: {cert}
+    key: {key}
+log:
+  level: error
+  accesslog:
+    disabled: true
+"""
+
+
+@dataclass
+class TlsReference(Server):
+    """A second reference registry serving HTTPS itself (distribution's ``http.tls``) with a
+    certificate from Dockyard's CA, on the first reference's storage folder: it reads the blobs
+    pushed there, and apart from TLS runs with the same configuration."""
+
+    ca_file: Path = Path("/nonexistent")
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}"
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def _v2_status(self) -> int | None:
+        conn = http.client.HTTPSConnection(LOOPBACK, self.port, timeout=2, context=self.tls())
+        try:
+            conn.request("GET", "/v2/")
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+
+
+def reference_tls_server(
+    reference: Server, ca_data_dir: Path, workdir: Path, extra_env: dict[str, str]
+) -> TlsReference:
+    """Issue a certificate for 127.0.0.1 with the working tree's `dockyard ca issue` (Dockyard's CA
+    in ca_data_dir, made if missing) and configure the TLS twin of ``reference``; not started."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tls_dir = workdir / "tls"
+    env = clean_env({"PYTHONPATH": str(REPO_ROOT / "src")})
+    cmd = [sys.executable, "-m", "dockyard", "ca", "issue", "--name", "reference", "--output-dir", str(tls_dir)]
+    cmd += ["--san", LOOPBACK, "--days", "2", "--data-dir", str(ca_data_dir)]
+    made = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    if made.returncode != 0:
+        raise ServerStartError(f"dockyard ca issue failed: {made.stderr.strip() or made.stdout.strip()}")
+    port = free_port()
+    config = workdir / "config.yml"
+    config.write_text(
+        REFERENCE_TLS_CONFIG.format(
+            root=reference.workdir / "storage",
+            port=port,
+            cert=tls_dir / "reference.crt",
+            key=tls_dir / "reference.key",
+        )
+    )
+    return TlsReference(
+        key="reference-tls",
+        label="Reference (TLS)",
+        port=port,
+        workdir=workdir,
+        log_path=workdir / "server.log",
+        command=[REFERENCE_BINARY, "serve", str(config)],
+        env=clean_env(extra_env),
+        ca_file=tls_dir / "ca.crt",
+    )
+
+
+TLS13_CIPHER = "TLS_AES_128_GCM_SHA256"
+
+
+def _curl_https(url: str, cacert: Path, expected_size: int) -> tuple[float, str]:
+    """Seconds to GET url over HTTPS into /dev/null with curl, verifying the server's certificate
+    with cacert, and the negotiated TLS version and cipher. The same protocol for both servers:
+    HTTP/1.1 (the reference, in Go, would otherwise negotiate HTTP/2 through ALPN; nginx's
+    listener does not) and TLS 1.3 with AES-128-GCM (what Go, and so docker, prefers; nginx would
+    follow curl's preference, AES-256-GCM, which costs more per byte)."""
+    cmd = [w.CURL, "--silent", "--show-error", "--verbose", "--noproxy", "*", "--proto", "=https", "--http1.1"]
+    cmd += ["--tlsv1.3", "--tls13-ciphers", TLS13_CIPHER]
+    cmd += ["--cacert", str(cacert), "--max-time", "300", "--output", "/dev/null"]
+    cmd += ["--write-out", "%{http_code} %{size_download} %{time_total}"]
     proc = subprocess.run([*cmd, url], capture_output=True, text=True, env=clean_env(), timeout=330)
     if proc.returncode != 0:
-        raise w.WorkloadError(f"curl exited {proc.returncode}: {proc.stderr.strip()}")
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("curl:")]
+        raise w.WorkloadError(f"curl exited {proc.returncode}: {' '.join(errors) or proc.stderr[-300:]}")
     code, size, total = proc.stdout.split()
     if code != "200" or int(size) != expected_size:
         raise w.WorkloadError(f"GET {url}: HTTP {code}, {size} bytes, want 200 and {expected_size}")
-    return float(total)
+    tls = next(
+        (line.split("using", 1)[1].strip() for line in proc.stderr.splitlines() if "SSL connection using" in line), "?"
+    )
+    return float(total), tls
 
 
-def _verify_through(front: NginxFront, repo: str, digest: str, size: int) -> None:
-    """Untimed: the bytes nginx sends are the blob's."""
-    conn = http.client.HTTPSConnection(LOOPBACK, front.port, timeout=120, context=front.tls())
+def _verify_https(port: int, context: ssl.SSLContext, repo: str, digest: str, size: int, what: str) -> None:
+    """Untimed: the bytes the server sends over HTTPS are the blob's."""
+    conn = http.client.HTTPSConnection(LOOPBACK, port, timeout=120, context=context)
     try:
         conn.request("GET", f"/v2/{repo}/blobs/{digest}")
         resp = conn.getresponse()
@@ -216,38 +332,63 @@ def _verify_through(front: NginxFront, repo: str, digest: str, size: int) -> Non
     finally:
         conn.close()
     if resp.status != 200 or total != size or "sha256:" + h.hexdigest() != digest:
-        raise w.WorkloadError(f"through nginx: HTTP {resp.status}, {total} bytes, not the blob")
+        raise w.WorkloadError(f"{what}: HTTP {resp.status}, {total} bytes, not the blob")
 
 
-def nginx_pull(front: NginxFront | None) -> w.Row:
-    """The reference is pulled directly (as in row 2); Dockyard through nginx, which sends the
-    bytes from the file after Dockyard answers with X-Accel-Redirect."""
+def _blobs_of(state: w.ServerState, s: w.Settings) -> list[tuple[str, str, int]]:
+    blobs = [b for b in state.pushed_blobs if b[2] == s.blob_bytes]
+    if not blobs:
+        w.log(state, "nginx pull: pushing a blob first (untimed)")
+        w._push_one(state, s.blob_bytes)
+        blobs = state.pushed_blobs[-1:]
+    return blobs
+
+
+def _https_pulls(
+    state: w.ServerState, s: w.Settings, m: w.Measurement, base: str, ca_file: Path, what: str
+) -> Iterator[float]:
+    blobs = _blobs_of(state, s)
+    tls_seen: set[str] = set()
+    for i in range(s.runs):
+        repo, digest, size = blobs[i % len(blobs)]
+        seconds, tls = _curl_https(f"{base}/v2/{repo}/blobs/{digest}", ca_file, size)
+        tls_seen.add(tls)
+        rate = size / MiB / seconds
+        w.log(state, f"pull {what} {i + 1}/{s.runs}: {rate:.1f} MiB/s ({seconds:.2f} s, {tls})")
+        yield rate
+    m.extra["tls"] = sorted(tls_seen)
+    m.notes.append(f"{what}, HTTP/1.1, {', '.join(sorted(tls_seen))}")
+
+
+def nginx_pull(front: NginxFront | None, reference_tls: TlsReference | None, reference_over_tls: bool) -> w.Row:
+    """Dockyard through nginx over HTTPS: nginx sends the bytes from the file after Dockyard
+    answers with X-Accel-Redirect. The reference directly: over HTTPS from its TLS twin
+    (reference_over_tls, like for like), or over plain HTTP as in the pull row (informational:
+    on 2 cores without kernel TLS, encryption and decryption cost about as much as the transfer)."""
 
     def row(state: w.ServerState, s: w.Settings, m: w.Measurement) -> Iterator[float]:
         if state.server.key != "dockyard":
-            yield from w.monolithic_pull(state, s, m)
+            if not reference_over_tls:
+                m.notes.append("direct over plain HTTP (as in the pull row)")
+                yield from w.monolithic_pull(state, s, m)
+                return
+            if reference_tls is None:
+                raise w.WorkloadError("no TLS reference instance (it did not start; see the log above)")
+            repo, digest, size = _blobs_of(state, s)[0]
+            _verify_https(reference_tls.port, reference_tls.tls(), repo, digest, size, "reference over TLS")
+            yield from _https_pulls(state, s, m, reference_tls.url, reference_tls.ca_file, "direct over HTTPS")
             return
         if front is None:
             raise w.WorkloadError("no nginx front (nginx missing, or --candidate reference)")
-        blobs = [b for b in state.pushed_blobs if b[2] == s.blob_bytes]
-        if not blobs:
-            w.log(state, "nginx pull: pushing a blob first (untimed)")
-            w._push_one(state, s.blob_bytes)
-            blobs = state.pushed_blobs[-1:]
-        _verify_through(front, *blobs[0])
-        m.notes.append("Dockyard column: through nginx over HTTPS (X-Accel-Redirect); reference: direct HTTP")
-        for i in range(s.runs):
-            repo, digest, size = blobs[i % len(blobs)]
-            seconds = _curl_https(f"{front.url}/v2/{repo}/blobs/{digest}", front.ca_file, size)
-            rate = size / MiB / seconds
-            w.log(state, f"pull through nginx {i + 1}/{s.runs}: {rate:.1f} MiB/s ({seconds:.2f} s)")
-            yield rate
+        repo, digest, size = _blobs_of(state, s)[0]
+        _verify_https(front.port, front.tls(), repo, digest, size, "through nginx")
+        yield from _https_pulls(state, s, m, front.url, front.ca_file, "through nginx over HTTPS (X-Accel-Redirect)")
 
     return row
 
 
 def nginx_pull_unavailable(state: w.ServerState, s: w.Settings, m: w.Measurement) -> Iterator[float]:
-    yield from nginx_pull(None)(state, s, m)
+    yield from nginx_pull(None, None, False)(state, s, m)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=args.tmp_dir))
     servers: list[Server] = []
     front: NginxFront | None = None
+    reference_tls: TlsReference | None = None
     sampler: MemorySampler | None = None
     results: dict[str, dict[str, w.Measurement]] = {"reference": {}, "dockyard": {}}
     start_info: dict[str, Any] = {}
@@ -555,15 +697,32 @@ def main(argv: list[str] | None = None) -> int:
                 for metric in metrics:
                     results[server.key][metric.key] = w.Measurement(error=f"{server.label} did not start")
 
-        if "nginx-pull" in args.metrics and dy in ready and not stand_in:
+        if set(NGINX_ROWS) & set(args.metrics) and dy in ready and not stand_in:
             try:
                 front = start_nginx_front(dy, tmp / "nginx")
                 print(f"started nginx in front of {dy.label} on {front.url}", file=sys.stderr)
-                metrics = [
-                    dataclasses.replace(m, run=nginx_pull(front)) if m.key == "nginx-pull" else m for m in metrics
-                ]
             except (ServerStartError, OSError, subprocess.SubprocessError) as e:
                 print(f"error: nginx front: {e}", file=sys.stderr)
+        if "nginx-pull" in args.metrics and ref in ready:
+            # Dockyard's CA (the one nginx's certificate comes from) issues the reference's too.
+            ca_data_dir = tmp / "tls-ca" if stand_in else dy.workdir / "data"
+            try:
+                reference_tls = reference_tls_server(ref, ca_data_dir, tmp / "reference-tls", args.reference_environ)
+                reference_tls.start()
+                start_info[reference_tls.key] = {"startup_seconds": reference_tls.startup_seconds}
+                print(f"started {reference_tls.label} on {reference_tls.url}", file=sys.stderr)
+            except (ServerStartError, OSError, subprocess.SubprocessError) as e:
+                print(f"error: TLS reference: {e}", file=sys.stderr)
+                start_info["reference-tls"] = {"error": str(e)}
+                if reference_tls is not None:
+                    reference_tls.stop()
+                reference_tls = None
+        metrics = [
+            dataclasses.replace(m, run=nginx_pull(front, reference_tls, m.key == "nginx-pull"))
+            if m.key in NGINX_ROWS
+            else m
+            for m in metrics
+        ]
 
         sampler = MemorySampler()
         for server in ready:
@@ -585,6 +744,8 @@ def main(argv: list[str] | None = None) -> int:
             sampler.close()
         if front is not None:
             front.stop()
+        if reference_tls is not None:
+            reference_tls.stop()
         for server in servers:
             server.stop()
         if args.keep_tmp:

@@ -10,6 +10,7 @@ Environment names map to keys with ``__`` between levels, e.g.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import typing
 from collections.abc import Mapping
@@ -65,6 +66,10 @@ class AuthSettings:
     ldap_sync_interval_seconds: int = 600
 
 
+def _default_trusted_proxies() -> list[str]:
+    return ["127.0.0.1", "::1"]
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
@@ -72,6 +77,9 @@ class ServerSettings:
     log_level: str = "info"
     access_log: bool = False
     log_format: str = "text"  # "text" or "json" (one object per line, with the request id)
+    # Peers whose X-Forwarded-Proto/-For are believed (a front proxy such as `dockyard
+    # nginx-config`): addresses or CIDR networks; empty = trust no one's forwarded headers.
+    trusted_proxies: list[str] = field(default_factory=_default_trusted_proxies)
 
 
 def _default_hostnames() -> list[str]:
@@ -282,11 +290,33 @@ def load(
         raise ConfigError("tls.redirect_http_port: must differ from server.port")
     if settings.server.log_format not in ("text", "json"):
         raise ConfigError(f"server.log_format: expected text or json, got {settings.server.log_format!r}")
+    for entry in settings.server.trusted_proxies:
+        _check_trusted_proxy(entry)
     if settings.trust.signer_url and not settings.trust.signer_url.startswith("https://"):
         raise ConfigError("trust.signer_url: the signer is reached over mutual TLS: https://HOST:PORT")
     if settings.registry.max_manifest_bytes < 4 << 20:
         raise ConfigError("registry.max_manifest_bytes: the spec requires at least 4 MiB")
     return settings
+
+
+def _check_trusted_proxy(entry: str) -> None:
+    """One ``server.trusted_proxies`` entry: an IP address or a network in CIDR form with no
+    host bits set (what uvicorn's ``forwarded_allow_ips`` matches; it would silently treat
+    anything else as a literal that never matches a peer address)."""
+    where = "server.trusted_proxies (DOCKYARD_SERVER__TRUSTED_PROXIES)"
+    if entry == "*":
+        raise ConfigError(f"{where}: '*' is not accepted; to trust every peer, list 0.0.0.0/0 and ::/0")
+    try:
+        if "/" in entry:
+            ipaddress.ip_network(entry, strict=True)
+        else:
+            ipaddress.ip_address(entry)
+    except ValueError as e:
+        if "has host bits set" in str(e):
+            network = ipaddress.ip_network(entry, strict=False)
+            raise ConfigError(f"{where}: {entry!r} has host bits set (the network is {network})") from None
+        kind = "a network (ADDRESS/PREFIX)" if "/" in entry else "an IP address or a CIDR network"
+        raise ConfigError(f"{where}: {entry!r} is not {kind}") from None
 
 
 def parse_listen(value: str) -> tuple[str, int]:

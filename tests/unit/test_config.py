@@ -104,3 +104,25 @@ def test_the_data_folders_file_is_the_lowest_layer(tmp_path: Path) -> None:
     (data / "config" / "dockyard.yml").write_text("registry: {delete_enabled: perhaps}\n")
     with pytest.raises(ConfigError, match="registry.delete_enabled"):
         load(environ={}, overrides={"data_dir": str(data)})
+
+
+def test_trusted_proxies(tmp_path: Path) -> None:
+    assert load(environ={}).server.trusted_proxies == ["127.0.0.1", "::1"]
+    env = {"DOCKYARD_SERVER__TRUSTED_PROXIES": " 10.0.0.5 , 192.168.0.0/16,fd00::/8,, "}
+    assert load(environ=env).server.trusted_proxies == ["10.0.0.5", "192.168.0.0/16", "fd00::/8"]
+    f = tmp_path / "c.yml"
+    f.write_text("server: {trusted_proxies: ['::1', 172.16.0.0/12]}\n")
+    assert load(f, environ={}).server.trusted_proxies == ["::1", "172.16.0.0/12"]
+    f.write_text("server: {trusted_proxies: []}\n")  # nobody's forwarded headers are believed
+    assert load(f, environ={}).server.trusted_proxies == []
+    for bad, message in [
+        ("nginx.internal", r"'nginx.internal' is not an IP address or a CIDR network"),
+        ("10.0.0.1,10.0.0.0/33", r"'10.0.0.0/33' is not a network"),
+        ("10.0.0.5/24", r"'10.0.0.5/24' has host bits set \(the network is 10.0.0.0/24\)"),
+        ("[::1]", r"'\[::1\]' is not an IP address"),
+        ("*", r"'\*' is not accepted"),
+    ]:
+        with pytest.raises(ConfigError, match=r"server\.trusted_proxies .*" + message):
+            load(environ={"DOCKYARD_SERVER__TRUSTED_PROXIES": bad})
+    with pytest.raises(ConfigError, match="server.trusted_proxies: expected a list"):
+        load(environ={}, overrides={"server.trusted_proxies": {"a": 1}})

@@ -87,6 +87,11 @@ def run(settings: Settings, console: Console) -> None:
     if creds and not settings.tls.cert_file:
         ca_file = settings.data_dir.absolute() / "ca" / "ca.crt"
         console.print(f"Clients trust the CA in {ca_file} (also at {scheme}://{shown}:{port}/ca)")
+    if "FORWARDED_ALLOW_IPS" in os.environ:
+        console.print(
+            "[yellow]note:[/yellow] FORWARDED_ALLOW_IPS is ignored; set server.trusted_proxies "
+            "(DOCKYARD_SERVER__TRUSTED_PROXIES, comma-separated) instead"
+        )
     config = uvicorn.Config(
         app,
         host=host,
@@ -100,12 +105,12 @@ def run(settings: Settings, console: Console) -> None:
         log_config=None if settings.server.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         timeout_keep_alive=30,
         # Behind a front proxy (`dockyard nginx-config`) the scheme and the client's address come
-        # from X-Forwarded-Proto/-For, but only when the peer is trusted: FORWARDED_ALLOW_IPS
-        # (uvicorn's variable; default the loopback addresses). With the Host header, which the
-        # proxy passes unchanged, that scheme makes the token realm (auth.gate.realm_of) right,
-        # and the address is what failed-login limits count per client.
+        # from X-Forwarded-Proto/-For, but only when the peer is in server.trusted_proxies
+        # (validated addresses/networks; default the loopback addresses; empty: nobody). With
+        # the Host header, which the proxy passes unchanged, that scheme makes the token realm
+        # (auth.gate.realm_of) right, and the address is what failed-login limits count per client.
         proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+        forwarded_allow_ips=list(settings.server.trusted_proxies),
         server_header=False,
         date_header=False,
         ssl_certfile=creds.cert_file if creds else None,
