@@ -78,36 +78,53 @@ class Database:
             self._compiled[id(stmt)] = hit
         return hit[1], hit[2]
 
-    def _fetch_one_sync(self, stmt: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    def _fetch_sync(self, stmt: Any, params: dict[str, Any], many: bool) -> Any:
         sql, order = self._prepared(stmt)
         args = tuple(params[k] for k in order) if order is not None else params
+
+        def run(cur: Any) -> Any:
+            cur.execute(sql, args)
+            if many:
+                return [tuple(r) for r in cur.fetchall()]
+            row = cur.fetchone()
+            return tuple(row) if row is not None else None
+
         if self._inline_reads:
             # One raw connection used only from the event loop thread, never concurrently.
             if self._reader is None:
                 self._reader = self.engine.raw_connection()
             cur = self._reader.cursor()
             try:
-                cur.execute(sql, args)
-                row = cur.fetchone()
+                return run(cur)
             finally:
                 cur.close()
-            return tuple(row) if row is not None else None
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute(sql, args)
-            row = cur.fetchone()
+            out = run(cur)
             cur.close()
             raw.commit()
-            return tuple(row) if row is not None else None
+            return out
         finally:
             raw.close()
+
+    def _fetch_one_sync(self, stmt: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._fetch_sync(stmt, params, many=False)
+        return row
 
     async def fetch_one(self, stmt: Any, **params: Any) -> tuple[Any, ...] | None:
         """One row of a statement built with bindparam()s, on the fast path."""
         if self._inline_reads:
             return self._fetch_one_sync(stmt, params)
         return await anyio.to_thread.run_sync(self._fetch_one_sync, stmt, params)
+
+    async def fetch_all(self, stmt: Any, **params: Any) -> list[tuple[Any, ...]]:
+        """Every row of a statement built with bindparam()s, on the fast path."""
+        if self._inline_reads:
+            rows: list[tuple[Any, ...]] = self._fetch_sync(stmt, params, many=True)
+            return rows
+        result: list[tuple[Any, ...]] = await anyio.to_thread.run_sync(self._fetch_sync, stmt, params, True)
+        return result
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""

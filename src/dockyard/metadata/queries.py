@@ -46,6 +46,15 @@ def repository_id(conn: Connection, name: str) -> int | None:
     return conn.execute(select(repositories.c.id).where(repositories.c.name == name)).scalar()
 
 
+_REPOSITORY_ID = select(repositories.c.id).where(repositories.c.name == bindparam("name"))
+
+
+async def fetch_repository_id(db: Database, name: str) -> int | None:
+    """repository_id on the database's fast path."""
+    row = await db.fetch_one(_REPOSITORY_ID, name=name)
+    return int(row[0]) if row else None
+
+
 def ensure_repository(conn: Connection, name: str) -> int:
     insert_ignore(conn, repositories, {"name": name, "created_at": time.time()})
     rid = repository_id(conn, name)

@@ -6,8 +6,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
 
+from .db import Database
 from .models import repositories, repository_settings, trust_changes, trust_files, trust_keys
 
 
@@ -50,6 +51,65 @@ _FILE_COLUMNS = (
 
 def _file(row: Any) -> TrustFile:
     return TrustFile(row[0], row[1], row[2], bytes(row[3]), row[4])
+
+
+# Prepared once: the trust server's reads run on the database's fast path (Database.fetch_*).
+# (No LIMIT: it would be a bind parameter of its own; fetch_one reads the first row only.)
+_LATEST = (
+    select(*_FILE_COLUMNS)
+    .where(trust_files.c.gun == bindparam("gun"), trust_files.c.role == bindparam("role"))
+    .order_by(trust_files.c.version.desc())
+)
+_BY_CHECKSUM = select(*_FILE_COLUMNS).where(
+    trust_files.c.gun == bindparam("gun"),
+    trust_files.c.role == bindparam("role"),
+    trust_files.c.sha256 == bindparam("sha"),
+)
+_BY_VERSION = select(*_FILE_COLUMNS).where(
+    trust_files.c.gun == bindparam("gun"),
+    trust_files.c.role == bindparam("role"),
+    trust_files.c.version == bindparam("version"),
+)
+_NEWEST = (
+    select(trust_files.c.role, func.max(trust_files.c.version).label("version"))
+    .where(trust_files.c.gun == bindparam("gun"))
+    .group_by(trust_files.c.role)
+    .subquery()
+)
+_LATEST_OF_EACH = (
+    select(*_FILE_COLUMNS)
+    .join(_NEWEST, (trust_files.c.role == _NEWEST.c.role) & (trust_files.c.version == _NEWEST.c.version))
+    .where(trust_files.c.gun == bindparam("gun"))
+)
+_SERVER_KEYS = (
+    select(trust_keys.c.key_id, trust_keys.c.role, trust_keys.c.algorithm, trust_keys.c.public, trust_keys.c.created_at)
+    .where(trust_keys.c.gun == bindparam("gun"), trust_keys.c.role == bindparam("role"))
+    .order_by(trust_keys.c.created_at.desc())
+)
+
+
+async def fetch_latest(db: Database, gun: str, role: str) -> TrustFile | None:
+    row = await db.fetch_one(_LATEST, gun=gun, role=role)
+    return _file(row) if row else None
+
+
+async def fetch_by_checksum(db: Database, gun: str, role: str, sha256: str) -> TrustFile | None:
+    row = await db.fetch_one(_BY_CHECKSUM, gun=gun, role=role, sha=sha256)
+    return _file(row) if row else None
+
+
+async def fetch_by_version(db: Database, gun: str, role: str, version: int) -> TrustFile | None:
+    row = await db.fetch_one(_BY_VERSION, gun=gun, role=role, version=version)
+    return _file(row) if row else None
+
+
+async def fetch_latest_of_each(db: Database, gun: str) -> dict[str, TrustFile]:
+    return {row[0]: _file(row) for row in await db.fetch_all(_LATEST_OF_EACH, gun=gun)}
+
+
+async def fetch_server_keys(db: Database, gun: str, role: str) -> list[ServerKey]:
+    rows = await db.fetch_all(_SERVER_KEYS, gun=gun, role=role)
+    return [ServerKey(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
 
 def latest(conn: Connection, gun: str, role: str) -> TrustFile | None:

@@ -1,8 +1,23 @@
 """The trust server's errors, each with notary-server's code and status (spec/notary.md §2.1).
 
+::
+
+    TrustError(code, status, message, detail)     rendered as {"errors": [entry()]}
+    ├── MalformedUpload      MALFORMED_UPLOAD      400  body is not multipart/form-data
+    ├── NoFilename           NO_FILENAME           400  a part has no file name
+    ├── InvalidRole          INVALID_ROLE          400  file name is not a role name
+    ├── MalformedJSON        MALFORMED_JSON        400  not a {signed, signatures} document
+    ├── InvalidUpdate        INVALID_UPDATE        400  a validation rule failed (detail below)
+    ├── OldVersion           VERSION               400  a role version is not newer than the stored one
+    ├── InvalidGun           INVALID_GUN           400  GUN is not one of this registry's
+    ├── InvalidParameters    INVALID_PARAMETERS    400  bad changefeed parameters
+    ├── MetadataNotFound     METADATA_NOT_FOUND    404
+    ├── GenericNotFound      GENERIC_NOT_FOUND     404
+    └── ServerFault          NO_STORAGE, NO_CRYPTOSERVICE, NO_KEYALGORITHM, UPDATING, UNKNOWN  500
+
 The notary client decodes a 400's single error ``detail`` as a validation error, so
-``INVALID_UPDATE`` carries ``{"Name": "ErrBad…", "Error": {"Msg": …}}`` exactly; every
-message names the rule that was broken.
+``INVALID_UPDATE`` carries ``{"Name": "ErrBad…", "Error": {"Msg": …}}`` exactly (plus
+``"Missing": "snapshot"`` for ``ErrBadHierarchy``); every message names the rule that was broken.
 """
 
 from __future__ import annotations
@@ -11,6 +26,8 @@ from typing import Any
 
 
 class TrustError(Exception):
+    """Any refusal of the trust server: a notary error code, its HTTP status, a message."""
+
     def __init__(self, code: str, status: int, message: str, detail: Any = None) -> None:
         super().__init__(message)
         self.code = code
@@ -19,46 +36,66 @@ class TrustError(Exception):
         self.detail = detail
 
     def entry(self) -> dict[str, Any]:
+        """One item of the registry error envelope."""
         out: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.detail is not None:
             out["detail"] = self.detail
         return out
 
 
-def malformed_upload(message: str) -> TrustError:
-    return TrustError("MALFORMED_UPLOAD", 400, message)
+class _Coded(TrustError):
+    code_name = "UNKNOWN"
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.code_name, self.http_status, message)
 
 
-def no_filename(message: str) -> TrustError:
-    return TrustError("NO_FILENAME", 400, message)
+class MalformedUpload(_Coded):
+    code_name, http_status = "MALFORMED_UPLOAD", 400
 
 
-def invalid_role(message: str) -> TrustError:
-    return TrustError("INVALID_ROLE", 400, message)
+class NoFilename(_Coded):
+    code_name, http_status = "NO_FILENAME", 400
 
 
-def malformed_json(message: str) -> TrustError:
-    return TrustError("MALFORMED_JSON", 400, message)
+class InvalidRole(_Coded):
+    code_name, http_status = "INVALID_ROLE", 400
 
 
-def invalid_gun(message: str) -> TrustError:
-    return TrustError("INVALID_GUN", 400, message)
+class MalformedJSON(_Coded):
+    code_name, http_status = "MALFORMED_JSON", 400
 
 
-def invalid_parameters(message: str) -> TrustError:
-    return TrustError("INVALID_PARAMETERS", 400, message)
+class OldVersion(_Coded):
+    code_name, http_status = "VERSION", 400
 
 
-def metadata_not_found(message: str) -> TrustError:
-    return TrustError("METADATA_NOT_FOUND", 404, message)
+class InvalidGun(_Coded):
+    code_name, http_status = "INVALID_GUN", 400
 
 
-def old_version(message: str) -> TrustError:
-    return TrustError("VERSION", 400, message)
+class InvalidParameters(_Coded):
+    code_name, http_status = "INVALID_PARAMETERS", 400
 
 
-def no_cryptoservice(message: str) -> TrustError:
-    return TrustError("NO_CRYPTOSERVICE", 500, message)
+class MetadataNotFound(_Coded):
+    code_name, http_status = "METADATA_NOT_FOUND", 404
+
+
+class GenericNotFound(_Coded):
+    code_name, http_status = "GENERIC_NOT_FOUND", 404
+
+
+class ServerFault(TrustError):
+    """A 500 of the server's own making (storage, signer, key algorithm, concurrent update)."""
+
+    CODES = ("NO_STORAGE", "NO_CRYPTOSERVICE", "NO_KEYALGORITHM", "UPDATING", "UNKNOWN")
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in self.CODES:
+            raise ValueError(f"{code} is not a server fault code")
+        super().__init__(code, 500, message)
 
 
 # Validation failures: Name is what the notary client switches on.
@@ -67,10 +104,62 @@ BAD_TARGETS = "ErrBadTargets"
 BAD_SNAPSHOT = "ErrBadSnapshot"
 BAD_HIERARCHY = "ErrBadHierarchy"
 VALIDATION = "ErrValidation"
+VALIDATION_NAMES = (BAD_ROOT, BAD_TARGETS, BAD_SNAPSHOT, BAD_HIERARCHY, VALIDATION)
+
+
+class InvalidUpdate(TrustError):
+    """INVALID_UPDATE with ``detail`` in the shape notary's client decodes."""
+
+    def __init__(self, name: str, message: str, missing: str | None = None) -> None:
+        if name not in VALIDATION_NAMES:
+            raise ValueError(f"{name} is not a notary validation error")
+        error: dict[str, Any] = {"Msg": message}
+        if missing is not None:
+            error["Missing"] = missing
+        super().__init__("INVALID_UPDATE", 400, f"{name}: {message}", {"Name": name, "Error": error})
+        self.name = name
+        self.reason = message
+        self.missing = missing
+
+
+# Factories kept for callers that predate the classes.
+
+
+def malformed_upload(message: str) -> TrustError:
+    return MalformedUpload(message)
+
+
+def no_filename(message: str) -> TrustError:
+    return NoFilename(message)
+
+
+def invalid_role(message: str) -> TrustError:
+    return InvalidRole(message)
+
+
+def malformed_json(message: str) -> TrustError:
+    return MalformedJSON(message)
+
+
+def invalid_gun(message: str) -> TrustError:
+    return InvalidGun(message)
+
+
+def invalid_parameters(message: str) -> TrustError:
+    return InvalidParameters(message)
+
+
+def metadata_not_found(message: str) -> TrustError:
+    return MetadataNotFound(message)
+
+
+def old_version(message: str) -> TrustError:
+    return OldVersion(message)
+
+
+def no_cryptoservice(message: str) -> TrustError:
+    return ServerFault("NO_CRYPTOSERVICE", message)
 
 
 def invalid_update(name: str, message: str, missing: str | None = None) -> TrustError:
-    error: dict[str, Any] = {"Msg": message}
-    if missing is not None:
-        error["Missing"] = missing
-    return TrustError("INVALID_UPDATE", 400, f"{name}: {message}", {"Name": name, "Error": error})
+    return InvalidUpdate(name, message, missing)

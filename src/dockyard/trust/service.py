@@ -69,7 +69,7 @@ class TrustService:
         return repository
 
     async def _require_repository(self, gun: str, repository: str) -> None:
-        if await self.db.read(queries.repository_id, repository) is None:
+        if await queries.fetch_repository_id(self.db, repository) is None:
             raise invalid_gun(f"{gun}: repository {repository} does not exist; push an image first")
 
     # --- reading ----------------------------------------------------------------------------
@@ -79,7 +79,7 @@ class TrustService:
             return await self._fresh_timestamp(gun)
         if role == "snapshot":
             await self._fresh_timestamp(gun)  # regenerates an expired server-held snapshot first
-        found = await self.db.read(q.latest, gun, role)
+        found = await q.fetch_latest(self.db, gun, role)
         if found is None:
             raise metadata_not_found(f"{gun} has no {role} metadata")
         return found
@@ -87,13 +87,13 @@ class TrustService:
     async def by_checksum(self, gun: str, role: str, checksum: str) -> q.TrustFile:
         if len(checksum) != 64:  # stored files are indexed by SHA-256 only, as notary's stores are
             raise metadata_not_found(f"{role}.{checksum}: only SHA-256 checksums are indexed")
-        found = await self.db.read(q.by_checksum, gun, role, checksum)
+        found = await q.fetch_by_checksum(self.db, gun, role, checksum)
         if found is None:
             raise metadata_not_found(f"{gun} has no {role} with checksum {checksum}")
         return found
 
     async def by_version(self, gun: str, role: str, version: int) -> q.TrustFile:
-        found = await self.db.read(q.by_version, gun, role, version)
+        found = await q.fetch_by_version(self.db, gun, role, version)
         if found is None:
             raise metadata_not_found(f"{gun} has no version {version} of {role}")
         return found
@@ -136,9 +136,9 @@ class TrustService:
 
     async def _signing_key(self, gun: str, role: str, root: tuf.Root | None = None) -> q.ServerKey | None:
         """The key to sign ``role`` with: listed by the root (if there is one) and held by us."""
-        held = await self.db.read(q.server_keys, gun, role)
+        held = await q.fetch_server_keys(self.db, gun, role)
         if root is None:
-            stored = await self.db.read(q.latest, gun, "root")
+            stored = await q.fetch_latest(self.db, gun, "root")
             root = tuf.parse_root(stored.content) if stored else None
         if root is None:
             return held[0] if held else None
@@ -152,7 +152,7 @@ class TrustService:
 
     async def update(self, gun: str, repository: str, uploads: dict[str, bytes]) -> None:
         await self._require_repository(gun, repository)
-        stored = await self.db.read(q.latest_of_each, gun)
+        stored = await q.fetch_latest_of_each(self.db, gun)
         now = self.clock()
         result = validation.validate_update(
             gun,
@@ -176,7 +176,7 @@ class TrustService:
     async def _server_held(self, gun: str) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for role in SERVER_ROLES:
-            out[role] = {k.key_id for k in await self.db.read(q.server_keys, gun, role)}
+            out[role] = {k.key_id for k in await q.fetch_server_keys(self.db, gun, role)}
         return out
 
     async def _store(
@@ -237,7 +237,7 @@ class TrustService:
 
     async def _fresh_timestamp(self, gun: str, force: bool = False) -> q.TrustFile:
         """The stored timestamp, or a new one when it expired or no longer names the snapshot."""
-        stored = await self.db.read(q.latest_of_each, gun)
+        stored = await q.fetch_latest_of_each(self.db, gun)
         if "root" not in stored or "snapshot" not in stored:
             raise metadata_not_found(f"{gun} has no trust data")
         now = self.clock()
@@ -264,7 +264,7 @@ class TrustService:
             await self._store(gun, self.resolve_repository(gun), files, {r: f.version for r, f in stored.items()})
         except TrustError:
             # Another request regenerated it first: serve what is stored now.
-            latest = await self.db.read(q.latest, gun, "timestamp")
+            latest = await q.fetch_latest(self.db, gun, "timestamp")
             assert latest is not None
             return latest
         role, version, sha, content = files[-1]
@@ -275,7 +275,7 @@ class TrustService:
         soon = self.clock() + datetime.timedelta(seconds=self.refresh_before_seconds)
         refreshed = 0
         for gun in await self.db.read(q.all_guns):
-            latest = await self.db.read(q.latest, gun, "timestamp")
+            latest = await q.fetch_latest(self.db, gun, "timestamp")
             if latest is None or tuf.expires_of(latest.content) > soon:
                 continue
             try:

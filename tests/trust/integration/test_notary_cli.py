@@ -130,9 +130,7 @@ def test_server_managed_snapshot_key_rotations_and_root_rotation(server: Running
     notary(server, trust, "add", "-p", gun, "c", str(payload))
     assert set(listed(server, before, gun)) == {"a", "b", "c"}
     with httpx.Client(verify=server.verify(), auth=("admin", ADMIN_PASSWORD)) as http:
-        versions = [
-            http.get(f"{server.url}/v2/{gun}/_trust/tuf/{n}.root.json").status_code for n in (1, 2, 3, 4, 5, 6)
-        ]
+        versions = [http.get(f"{server.url}/v2/{gun}/_trust/tuf/{n}.root.json").status_code for n in (1, 2, 3, 4, 5, 6)]
     assert versions[0] == 200 and 200 in versions[1:]
 
 
@@ -153,9 +151,7 @@ def _delegate_key(tmp_path: Path, gun: str) -> tuple[Path, Path]:
     cert_path, key_path = tmp_path / "delegate.crt", tmp_path / "delegate.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 
