@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> Starlette:
         if signer is not None
         else None
     )
-    policy = SignaturePolicy(db)
+    policy = SignaturePolicy(db, storage)
     registry = Registry.build(db, storage, settings.registry, tag_policy=policy.check)
     auth = AuthServices.build(settings, db) if settings.auth.enabled else None
     ca_certificate_pem = served_ca_certificate(settings)

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth.services import AuthServices
 from ..metadata.db import Database
 from ..registry.services import Registry
-from . import access, accounts, audit, lifecycle, repositories, teams, tokens
+from . import access, accounts, audit, lifecycle, repositories, signatures, teams, tokens
 from .deps import ApiContext
 from .errors import HANDLERS, RESPONSES
 
@@ -72,6 +72,6 @@ def build_fastapi(auth: AuthServices, db: Database, registry: Registry) -> FastA
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
     )
     api.state.api = ApiContext(auth=auth, db=db, registry=registry)
-    for module in (accounts, teams, repositories, access, tokens, audit, lifecycle):
+    for module in (accounts, teams, repositories, access, tokens, audit, lifecycle, signatures):
         api.include_router(module.router, responses=RESPONSES)
     return api

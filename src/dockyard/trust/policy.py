@@ -3,6 +3,12 @@
 Notary signatures: the current targets role (or a delegation under it) of a GUN naming the
 repository lists the tag with the manifest's SHA-256 and has not expired. Every stored file
 was verified when it was accepted, so only expiry is left to check here.
+
+cosign and Notation signatures (OCI artifacts, ``trust/artifacts.py``): a signature of the
+manifest's digest, found through the referrers or cosign's tag scheme, verifies with a key or
+certificate configured for the repository. Attestations never count as signatures here.
+
+A repository without signed_only costs one cached settings lookup (the manifest GET hot path).
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ from typing import Any
 
 from ..metadata import trust as q
 from ..metadata.db import Database
+from ..storage.driver import StorageDriver
 from . import tuf
+from .artifacts import ArtifactSignatures, StorageBlobs
 
 SETTINGS_CACHE_SECONDS = 5.0
+ARTIFACT_KINDS = ("cosign", "notation")  # signature kinds stored as OCI artifacts
 
 
 @dataclass(frozen=True)
@@ -51,16 +60,39 @@ def _signed_targets(files: dict[str, q.TrustFile], now: datetime.datetime) -> li
 
 
 class SignaturePolicy:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, storage: StorageDriver | None = None) -> None:
+        """Without ``storage`` (blob access) cosign and Notation signatures cannot be read, and
+        a repository accepting only those refuses every pull by tag."""
         self.db = db
+        self.artifacts = ArtifactSignatures(db, StorageBlobs(db, storage)) if storage is not None else None
         self._cache: OrderedDict[str, tuple[tuple[bool, str] | None, float]] = OrderedDict()
+        # (repository, digest) -> the kinds of verified artifact signatures, briefly cached
+        self._verified: OrderedDict[tuple[str, str], tuple[frozenset[str], list[str], float]] = OrderedDict()
 
     def forget(self, repository: str | None = None) -> None:
-        """Drop cached settings after the API changes them."""
+        """Drop cached settings (and verification results) after the API changes them."""
         if repository is None:
             self._cache.clear()
+            self._verified.clear()
         else:
             self._cache.pop(repository, None)
+            for key in [k for k in self._verified if k[0] == repository]:
+                del self._verified[key]
+
+    async def artifact_signatures(self, repository: str, digest: str) -> tuple[frozenset[str], list[str]]:
+        """The kinds of verified cosign/Notation signatures of ``digest``, and why the others failed."""
+        now = time.monotonic()
+        hit = self._verified.get((repository, digest))
+        if hit is not None and hit[2] > now:
+            return hit[0], hit[1]
+        assert self.artifacts is not None
+        found = [f for f in await self.artifacts.find(repository, digest) if f.kind in ARTIFACT_KINDS]
+        kinds = frozenset(f.kind for f in found if f.verdict.verified)
+        reasons = [f"{f.kind} {f.artifact}: {f.verdict.reason}" for f in found if not f.verdict.verified]
+        self._verified[(repository, digest)] = (kinds, reasons, now + SETTINGS_CACHE_SECONDS)
+        while len(self._verified) > 4096:
+            self._verified.popitem(last=False)
+        return kinds, reasons
 
     async def _settings(self, repository: str) -> tuple[bool, str] | None:
         now = time.monotonic()
@@ -97,17 +129,31 @@ class SignaturePolicy:
         settings = await self._settings(repository)
         if settings is None or not settings[0]:
             return None
-        accepted = [k for k in settings[1].split(",") if k]
+        accepted = [k.strip() for k in settings[1].split(",") if k.strip()]
+        notary_refusal: str | None = None
         if "notary" in accepted:
             signatures = (await self.notary_signatures(repository)).get(tag, [])
             if any(s.digest == digest for s in signatures):
                 return None
             if signatures:
-                return (
+                notary_refusal = (
                     f"the repository accepts only signed content, and the signed digest of this tag "
                     f"({signatures[0].digest}) is not the one it points to ({digest})"
                 )
-        return (
+        wanted = [k for k in accepted if k in ARTIFACT_KINDS]
+        unverified: list[str] = []
+        if wanted and self.artifacts is not None:
+            kinds, unverified = await self.artifact_signatures(repository, digest)
+            if kinds.intersection(wanted):
+                return None
+        if notary_refusal is not None:
+            return notary_refusal
+        refusal = (
             f"the repository accepts only signed content ({', '.join(accepted) or 'no signature kinds'}),"
             f" and no valid signature of {digest} exists for this tag"
         )
+        if wanted and self.artifacts is None:
+            refusal += "; this server cannot read artifact signatures (no blob storage given to the policy)"
+        if unverified:
+            refusal += f"; unverified: {'; '.join(unverified[:3])}"
+        return refusal
