@@ -1,25 +1,23 @@
 """Statements for online garbage collection (DESIGN.md §5).
 
-A blob is deleted in two steps that a concurrent push either sees or wins:
-1. mark: a row in ``blob_deletions`` (only for a blob no manifest references);
-2. sweep: in one write transaction, if the mark is still there, delete the links, the blob
-   row and the mark, and the caller deletes the file before that transaction commits.
-Anything that starts using a blob again (an upload finishing, a mount, a manifest naming it)
-removes the mark in its own transaction ("revives" it), so the sweep skips it; a push that
-comes after the sweep finds the blob gone and uploads it again.
+A blob is deleted in one write transaction that first locks its row, then checks in a fresh
+statement that no manifest references it and no recent link holds it, then deletes its links
+and row; the caller deletes the file before that transaction commits. Whatever relies on a
+blob (an upload finishing, a mount, a manifest naming it) holds its row in its own
+transaction first (``hold``): on SQLite the single writer orders them, on PostgreSQL the row
+lock does. So a concurrent push either commits first (the sweep sees the reference and keeps
+the blob) or comes after (it finds the blob gone and uploads it again).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, func, select, tuple_
 
-from .db import insert_ignore
-from .models import blob_deletions, blobs, manifest_references, manifests, repositories, repository_blobs, tags
+from .models import blobs, manifest_references, manifests, repositories, repository_blobs, tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,57 +146,30 @@ def _in_use(digests: list[str], cutoff: float) -> Any:
     )
 
 
-def mark(conn: Connection, digests: Iterable[str], cutoff: float) -> list[str]:
-    """Mark blobs for deletion, re-checking that nothing references them now."""
+def sweep_blobs(conn: Connection, digests: Iterable[str], cutoff: float) -> list[tuple[str, int]]:
+    """In the sweep's transaction: the blobs among ``digests`` that nothing uses lose their
+    links and rows; returned with their sizes (the caller deletes the files, then commits)."""
     wanted = list(dict.fromkeys(digests))
     if not wanted:
         return []
-    present = set(conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(wanted))).scalars())
-    free = sorted(present - set(conn.execute(_in_use(wanted, cutoff)).scalars()))
-    now = time.time()
-    for digest in free:
-        insert_ignore(conn, blob_deletions, {"digest": digest, "marked_at": now})
-    return free
-
-
-def take_marked(conn: Connection, digests: Iterable[str], cutoff: float) -> list[tuple[str, int]]:
-    """In the sweep's transaction: the marked blobs that nothing uses lose their rows, and are
-    returned with their sizes (the caller deletes the files before committing). Marks of
-    blobs in use again are dropped.
-
-    The blob rows are locked first (PostgreSQL), as ``revive`` locks them, so a manifest naming
-    a blob either commits before this looks for references or waits and then finds it gone."""
-    wanted = list(dict.fromkeys(digests))
-    if not wanted:
-        return []
-    conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(wanted)).with_for_update())
-    marked = list(conn.execute(select(blob_deletions.c.digest).where(blob_deletions.c.digest.in_(wanted))).scalars())
-    if not marked:
-        return []
-    in_use = set(conn.execute(_in_use(marked, cutoff)).scalars())
-    doomed = [d for d in marked if d not in in_use]
-    if in_use:
-        conn.execute(delete(blob_deletions).where(blob_deletions.c.digest.in_(sorted(in_use))))
+    # Lock first (PostgreSQL), then look in a statement whose snapshot sees what a push holding
+    # these rows FOR SHARE committed meanwhile.
+    present = set(conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(wanted)).with_for_update()).scalars())
+    doomed = sorted(present - set(conn.execute(_in_use(wanted, cutoff)).scalars()))
     if not doomed:
         return []
     sizes = dict(conn.execute(select(blobs.c.digest, blobs.c.size).where(blobs.c.digest.in_(doomed))).all())
     conn.execute(delete(repository_blobs).where(repository_blobs.c.digest.in_(doomed)))
     conn.execute(delete(blobs).where(blobs.c.digest.in_(doomed)))
-    conn.execute(delete(blob_deletions).where(blob_deletions.c.digest.in_(doomed)))
     return [(d, int(sizes.get(d, 0))) for d in doomed]
 
 
-def revive(conn: Connection, digests: Iterable[str]) -> None:
-    """A blob is in use again: its deletion mark, if any, goes (pushes, mounts, manifests).
-    Locks the blob rows for share first, so a sweep of them in progress finishes first."""
+def hold(conn: Connection, digests: Iterable[str]) -> None:
+    """Hold blob rows for share (PostgreSQL) for the rest of this transaction, before relying on
+    them: a sweep of them in progress finishes first, and none starts until this commits."""
     wanted = list(dict.fromkeys(digests))
     if wanted:
         conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(wanted)).with_for_update(read=True))
-        conn.execute(delete(blob_deletions).where(blob_deletions.c.digest.in_(wanted)))
-
-
-def clear_marks(conn: Connection) -> None:
-    conn.execute(delete(blob_deletions))
 
 
 def totals(conn: Connection) -> dict[str, Any]:

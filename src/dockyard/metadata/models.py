@@ -263,16 +263,6 @@ repository_signers = Table(
     UniqueConstraint("repository_id", "name", name="uq_repository_signers_repository_id_name"),
 )
 
-# --- garbage collection -------------------------------------------------------------------
-# A blob marked for deletion by GC; whatever uses the blob again deletes the mark, and the
-# sweep deletes only blobs whose mark survived (metadata/gc.py).
-blob_deletions = Table(
-    "blob_deletions",
-    metadata,
-    Column("digest", String(200), primary_key=True),
-    Column("marked_at", Float, nullable=False),
-)
-
 # --- lifecycle policies -------------------------------------------------------------------
 # Per repository or per namespace (scope "repository" | "namespace", target its name):
 #   kind "immutable"          {}                                   tags cannot move or be deleted

@@ -4,8 +4,9 @@ Mark: every tagged manifest, untagged manifests younger than their retention, ev
 manifest younger than the grace period, and — transitively — the children of kept indexes
 and the referrers (signatures, SBOMs) of kept manifests. Sweep, in short transactions:
 unreachable manifests (re-checked as they are deleted), repository links no manifest of
-the repository uses, then blobs nothing references, in the two steps of metadata/gc.py
-so that a concurrent push either keeps the blob or finds it gone and uploads it again.
+the repository uses, then blobs nothing references, each re-checked, unlinked and its file
+deleted inside one write transaction (metadata/gc.py), so that a concurrent push either
+keeps the blob or finds it gone and uploads it again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ...storage.driver import PathNotFound, StorageDriver
 from ...storage.paths import blob_path
 from .uploads import UploadService
 
-BATCH = 200  # rows per write transaction: short enough that pushes barely wait
+BATCH = 100  # rows per write transaction: short enough that pushes barely wait
 
 Log = Callable[[str], None]
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -160,9 +161,8 @@ class GarbageCollector:
             for i in range(0, len(candidates), BATCH):
                 await checkpoint()
                 digests = [d for d, _ in candidates[i : i + BATCH]]
-                marked = await self.db.write(q.mark, digests, cutoff)
                 async with self._paced():
-                    swept = await self.db.write(self._sweep, marked, cutoff)
+                    swept = await self.db.write(self._sweep, digests, cutoff)
                 report.blobs_deleted += len(swept)
                 report.bytes_freed += sum(swept)
                 progress("blobs", min(i + BATCH, len(candidates)), len(candidates))
@@ -186,9 +186,9 @@ class GarbageCollector:
             await asyncio.sleep((time.monotonic() - began) * self.pace)
 
     def _sweep(self, conn: Any, digests: list[str], cutoff: float) -> list[int]:
-        """In one write transaction: take the marked blobs' rows, delete their files, commit.
+        """In one write transaction: unlink the blobs nothing uses, delete their files, commit.
         Returns the sizes of the blobs deleted."""
-        taken = q.take_marked(conn, digests, cutoff)
+        taken = q.sweep_blobs(conn, digests, cutoff)
         if taken:
             anyio.from_thread.run(self._delete_files, [d for d, _ in taken])
         return [size for _, size in taken]

@@ -160,9 +160,9 @@ class ManifestService:
     def _store(self, conn: Any, repo: str, new: queries.NewManifest, tag: str | None, immutable: bool) -> None:
         # Checked and written in one transaction, so a concurrent delete cannot slip between.
         repo_id = queries.ensure_repository(conn, repo)
-        # First: blobs GC marked but has not swept are in use again (this also waits for a
-        # sweep of them in progress, whose result the check below then sees).
-        gc.revive(conn, new.blob_refs)
+        # First: hold the blobs (a GC sweep of them in progress finishes, and the check below
+        # sees its result; none starts until this commits).
+        gc.hold(conn, new.blob_refs)
         missing = queries.missing_blobs(conn, repo_id, new.blob_refs)
         if self.validate_index_children:
             missing += queries.missing_manifests(conn, repo_id, new.manifest_refs)

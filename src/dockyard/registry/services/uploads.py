@@ -330,8 +330,8 @@ class UploadService:
     def _link_and_close(self, conn: Any, repo: str, upload_id: str, target: str, digest: str, size: int) -> bool:
         """Link the blob and end the session, if its file is (still) there. Inside the write
         transaction, so a GC sweep of the same digest is either before (file gone: False, the
-        caller puts it back) or after (it sees the link and the revived blob, and keeps it)."""
-        gc.revive(conn, [digest])  # first: waits for a sweep of this digest in progress
+        caller puts it back) or after (it sees the new link, and keeps the blob)."""
+        gc.hold(conn, [digest])  # first: waits for a sweep of this digest in progress
         if not anyio.from_thread.run(self._stored, target, size):
             return False
         _link(conn, repo, digest, size)
@@ -400,5 +400,5 @@ def _link(conn: Any, repo: str, digest: str, size: int) -> None:
 
 
 def _mount(conn: Any, repo: str, digest: str) -> int | None:
-    gc.revive(conn, [digest])
+    gc.hold(conn, [digest])
     return queries.link_existing_blob(conn, queries.ensure_repository(conn, repo), digest)
