@@ -406,7 +406,7 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be freed; delete nothing.")] = False,
     pace: Annotated[
         float, typer.Option("--pace", min=0, help="Rest this many times each batch's work time (0: full speed).")
-    ] = 1.0,
+    ] = 3.0,
     config: ConfigFile = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, func, select, tuple_
+from sqlalchemy import Connection, and_, delete, exists, func, select
 
 from .models import blobs, manifest_references, manifests, repositories, repository_blobs, tags
 
@@ -103,26 +103,25 @@ def stale_links(conn: Connection, cutoff: float) -> list[tuple[int, str]]:
 
 
 def delete_links(conn: Connection, links: Iterable[tuple[int, str]], cutoff: float) -> int:
-    wanted = list(links)
-    if not wanted:
-        return 0
-    referenced = exists().where(
-        manifest_references.c.kind == "blob",
-        manifest_references.c.digest == repository_blobs.c.digest,
-        manifest_references.c.manifest_id == manifests.c.id,
-        manifests.c.repository_id == repository_blobs.c.repository_id,
-    )
-    in_batch = tuple_(repository_blobs.c.repository_id, repository_blobs.c.digest).in_(wanted)
-    # Lock first, then delete in a statement whose snapshot sees references committed meanwhile.
-    conn.execute(select(repository_blobs.c.digest).where(in_batch).with_for_update())
-    res = conn.execute(
-        delete(repository_blobs).where(
-            in_batch,
-            repository_blobs.c.created_at < cutoff,
-            ~referenced,
+    """Delete the given links that are still unused and old (re-checked here), per repository
+    so each statement uses the (repository, digest) key."""
+    by_repo: dict[int, list[str]] = {}
+    for repo_id, digest in links:
+        by_repo.setdefault(repo_id, []).append(digest)
+    removed = 0
+    for repo_id, digests in by_repo.items():
+        where = (repository_blobs.c.repository_id == repo_id, repository_blobs.c.digest.in_(digests))
+        # Lock first, then delete in a statement whose snapshot sees references committed meanwhile.
+        conn.execute(select(repository_blobs.c.digest).where(*where).with_for_update())
+        referenced = exists().where(
+            manifest_references.c.kind == "blob",
+            manifest_references.c.digest == repository_blobs.c.digest,
+            manifest_references.c.manifest_id == manifests.c.id,
+            manifests.c.repository_id == repo_id,
         )
-    )
-    return int(res.rowcount or 0)
+        res = conn.execute(delete(repository_blobs).where(*where, repository_blobs.c.created_at < cutoff, ~referenced))
+        removed += int(res.rowcount or 0)
+    return removed
 
 
 def unreferenced_blobs(conn: Connection, cutoff: float) -> list[tuple[str, int]]:

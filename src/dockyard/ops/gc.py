@@ -18,7 +18,7 @@ async def collect(
     untagged_retention_seconds: float | None,
     dry_run: bool,
     progress: Progress,
-    pace: float = 1.0,
+    pace: float = 3.0,
 ) -> GcReport:
     db = Database(settings.effective_database_url)
     driver = driver_for(settings)
