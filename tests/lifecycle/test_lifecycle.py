@@ -113,6 +113,7 @@ def test_namespace_quota_counts_a_shared_blob_once(http: httpx.Client) -> None:
 
 
 def test_bad_policies_are_refused(http: httpx.Client) -> None:
+    assert push(http, "admin/badpolicy", "v1", [os.urandom(10)]) is not None
     for body, says in [
         ({"quotaBytes": 0}, "quota.bytes"),
         ({"pruneRules": [{"pattern": "*"}]}, "keep"),
@@ -120,7 +121,7 @@ def test_bad_policies_are_refused(http: httpx.Client) -> None:
         ({"untaggedRetentionSeconds": -5}, "untagged_retention.seconds"),
         ({"immutable": True}, "immutable"),
     ]:
-        r = http.put("/api/v0/repositories/admin/frozen/lifecycle", json=body)
+        r = http.put("/api/v0/repositories/admin/badpolicy/lifecycle", json=body)
         assert r.status_code in (400, 422), (body, r.text)
         assert says in r.text, (body, r.text)
 
