@@ -35,6 +35,11 @@ PATHS = {
     "/accounts/{name}/tokens": {"get", "post"},
     "/accounts/{name}/tokens/{token_id}": {"delete"},
     "/audit": {"get"},
+    "/repositories/{namespace}/{repo}/lifecycle": {"get", "put"},
+    "/namespaces/{namespace}/lifecycle": {"get", "put"},
+    "/repositories/{namespace}/{repo}/signers": {"get", "post"},
+    "/repositories/{namespace}/{repo}/signers/{name}": {"delete"},
+    "/repositories/{namespace}/{repo}/manifests/{digest}/signatures": {"get"},
 }
 
 
