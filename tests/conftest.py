@@ -12,9 +12,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from tests.integration.clients import DockerDaemon
 
 
 def free_port() -> int:
@@ -131,3 +135,23 @@ def repo(request: pytest.FixtureRequest) -> str:
     _counter += 1
     base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower()).strip("-")[:40].strip("-")
     return f"test/{base}-{os.getpid()}-{_counter}"
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
+    """A private dockerd for the session (per xdist worker; the docker tests share one
+    xdist_group).  A daemon that will not start is an error with its log attached, never a
+    skip.  Its logs are kept in the session's temporary directory under dockerd-logs*/."""
+    from tests.integration.clients import DockerDaemon  # the docker tooling lives with the client tests
+
+    daemon = DockerDaemon()
+    try:
+        daemon.start()
+    except BaseException:
+        daemon.stop()
+        daemon.remove(keep_logs_in=tmp_path_factory.mktemp("dockerd-logs"))
+        raise
+    yield daemon
+    problems = daemon.stop()
+    daemon.remove(keep_logs_in=tmp_path_factory.mktemp("dockerd-logs"))
+    assert not problems, "dockerd did not shut down cleanly:\n" + "\n".join(problems)

@@ -143,5 +143,5 @@ def create_app(settings: Settings) -> Starlette:
         else None
     )
     if auth is not None:
-        app.mount("/api/v0", build_api(auth, db, registry))
+        app.mount("/api/v0", build_api(auth, db, registry, policy))
     return app

@@ -66,24 +66,6 @@ def other_repo(repo: str) -> str:
     return repo + "-other"
 
 
-@pytest.fixture(scope="session")
-def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
-    """A private dockerd for the session (per xdist worker; the docker tests share one
-    xdist_group).  A daemon that will not start is an error with its log attached, never a
-    skip.  Its logs are kept in the session's temporary directory under dockerd-logs*/."""
-    daemon = DockerDaemon()
-    try:
-        daemon.start()
-    except BaseException:
-        daemon.stop()
-        daemon.remove(keep_logs_in=tmp_path_factory.mktemp("dockerd-logs"))
-        raise
-    yield daemon
-    problems = daemon.stop()
-    daemon.remove(keep_logs_in=tmp_path_factory.mktemp("dockerd-logs"))
-    assert not problems, "dockerd did not shut down cleanly:\n" + "\n".join(problems)
-
-
 @pytest.fixture
 def docker(dockerd: DockerDaemon, server: HasLog) -> DockerDaemon:
     dockerd.registry = server

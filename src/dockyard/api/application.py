@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..auth.services import AuthServices
 from ..metadata.db import Database
 from ..registry.services import Registry
+from ..trust.policy import SignaturePolicy
 from . import access, accounts, audit, lifecycle, repositories, signatures, teams, tokens
 from .deps import ApiContext
 from .errors import HANDLERS, RESPONSES
@@ -56,12 +57,18 @@ class _Contained:
             await send({"type": "http.response.body", "body": body})
 
 
-def build_api(auth: AuthServices, db: Database, registry: Registry) -> ASGIApp:
-    """The API application (FastAPI inside; mount it at /api/v0)."""
-    return _Contained(build_fastapi(auth, db, registry))
+def build_api(
+    auth: AuthServices, db: Database, registry: Registry, signature_policy: SignaturePolicy | None = None
+) -> ASGIApp:
+    """The API application (FastAPI inside; mount it at /api/v0). ``signature_policy`` is the
+    one the registry checks pulls with; without it the API reads through its own, whose
+    forgotten settings the registry's policy still caches for a few seconds."""
+    return _Contained(build_fastapi(auth, db, registry, signature_policy))
 
 
-def build_fastapi(auth: AuthServices, db: Database, registry: Registry) -> FastAPI:
+def build_fastapi(
+    auth: AuthServices, db: Database, registry: Registry, signature_policy: SignaturePolicy | None = None
+) -> FastAPI:
     api = FastAPI(
         title="Dockyard API",
         version="0",
@@ -71,7 +78,8 @@ def build_fastapi(auth: AuthServices, db: Database, registry: Registry) -> FastA
         redoc_url=None,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
     )
-    api.state.api = ApiContext(auth=auth, db=db, registry=registry)
+    policy = signature_policy if signature_policy is not None else SignaturePolicy(db)
+    api.state.api = ApiContext(auth=auth, db=db, registry=registry, signature_policy=policy)
     for module in (accounts, teams, repositories, access, tokens, audit, lifecycle, signatures):
         api.include_router(module.router, responses=RESPONSES)
     return api

@@ -32,6 +32,7 @@ from ..metadata import accounts as q
 from ..metadata import admin
 from ..metadata.db import Database
 from ..registry.services import Registry
+from ..trust.policy import SignaturePolicy
 from .errors import BadRequest, Denied, NotFound, TooManyRequests, Unauthorized
 
 
@@ -42,6 +43,8 @@ class ApiContext:
     auth: AuthServices
     db: Database
     registry: Registry
+    # The registry's own policy, so forgetting its cached settings takes effect at once.
+    signature_policy: SignaturePolicy
 
 
 @dataclass(frozen=True)

@@ -114,13 +114,28 @@ async def get(caller: Anyone, namespace: str, repo: str) -> Repository:
 
 @router.patch("/repositories/{namespace}/{repo}", response_model=Repository, summary="Edit a repository")
 async def update(caller: User, namespace: str, repo: str, body: RepositoryPatch) -> Repository:
-    """visibility and shortDescription; repository admins only."""
+    """visibility, shortDescription, and the "only signed content" policy: signedOnly (a pull
+    by tag needs a valid signature of the tag's digest) with acceptedSignatures (which kinds
+    count: notary, cosign, notation). Repository admins only."""
     row = await caller.repository(namespace, repo, "admin")
-    values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    if values:
-        await caller.ctx.db.write(q.set_repository_settings, row.id, **values)
-        await caller.audit("repository.update", row.name, values)
+    given: dict[str, object] = {}
+    if body.visibility is not None:
+        given["visibility"] = body.visibility
+    if body.short_description is not None:
+        given["short_description"] = body.short_description
+    if given:
+        await caller.ctx.db.write(q.set_repository_settings, row.id, **given)
         caller.ctx.auth.access.forget()
+    accepted = list(dict.fromkeys(body.accepted_signatures)) if body.accepted_signatures is not None else None
+    if body.signed_only is not None or accepted is not None:
+        await caller.ctx.db.write(admin.set_signing_policy, row.id, signed_only=body.signed_only, accepted=accepted)
+        caller.ctx.signature_policy.forget(row.name)
+        if body.signed_only is not None:
+            given["signed_only"] = body.signed_only
+        if accepted is not None:
+            given["accepted_signatures"] = accepted
+    if given:
+        await caller.audit("repository.update", row.name, given)
     updated = await caller.ctx.db.read(admin.repository, row.name)
     assert updated is not None
     return repository_out(updated)
@@ -151,7 +166,10 @@ async def tags(
     page_size: PageSize = 100,
     page_start: PageStart = None,
 ) -> list[Tag]:
+    """Each tag with its digest and its valid Notary signatures; ``signed`` when one of them
+    signs the digest the tag points to now."""
     row = await caller.repository(namespace, repo)
     rows = await caller.ctx.db.read(admin.tags_page, row.id, page_start, page_size + 1)
     _page_headers(response, [t.name for t in rows[:page_size]], len(rows) > page_size)
-    return [tag_out(t) for t in rows[:page_size]]
+    signatures = await caller.ctx.signature_policy.notary_signatures(row.name)
+    return [tag_out(t, signatures.get(t.name)) for t in rows[:page_size]]

@@ -15,9 +15,12 @@ from pydantic.alias_generators import to_camel
 from ..auth.principal import Principal
 from ..metadata import accounts as q
 from ..metadata.admin import RepositoryRow, TagRow
+from ..trust.policy import NotarySignature
 
 AccessLevel = Literal["read-only", "read-write", "admin"]
 Visibility = Literal["public", "private"]
+SignatureKind = Literal["notary", "cosign", "notation"]
+_KINDS: dict[str, SignatureKind] = {"notary": "notary", "cosign": "cosign", "notation": "notation"}
 _LEVELS: dict[str, AccessLevel] = {"read-only": "read-only", "read-write": "read-write", "admin": "admin"}
 
 
@@ -156,6 +159,8 @@ class Repository(Schema):
     short_description: str
     visibility: Visibility
     created_at: datetime.datetime
+    signed_only: bool = Field(description="pulls by tag need a valid signature of the tag's digest")
+    accepted_signatures: list[SignatureKind] = Field(description="the signatures that count for signedOnly")
 
 
 def repository_out(r: RepositoryRow) -> Repository:
@@ -166,6 +171,8 @@ def repository_out(r: RepositoryRow) -> Repository:
         short_description=r.short_description,
         visibility="public" if r.visibility == "public" else "private",
         created_at=datetime.datetime.fromtimestamp(r.created_at, datetime.UTC),
+        signed_only=r.signed_only,
+        accepted_signatures=[_KINDS[k] for k in r.accepted_signatures if k in _KINDS],
     )
 
 
@@ -182,6 +189,20 @@ class NewRepository(Body):
 class RepositoryPatch(Body):
     visibility: Visibility | None = None
     short_description: str | None = Field(None, max_length=255)
+    signed_only: bool | None = Field(None, description="repository admins only")
+    accepted_signatures: list[SignatureKind] | None = Field(
+        None, min_length=1, max_length=3, description="repository admins only; at least one kind"
+    )
+
+
+class TagSignature(Schema):
+    kind: Literal["notary"] = "notary"
+    gun: str = Field(description="the Notary collection, <registry host>/<repository>")
+    role: str = Field(description='"targets" or a delegation such as "targets/releases"')
+    key_ids: list[str] = Field(description="the keys whose signatures the role carries")
+    digest: str = Field(description="the manifest digest signed for the tag")
+    matches: bool = Field(description="the signed digest is the one the tag points to")
+    expires: str
 
 
 class Tag(Schema):
@@ -190,15 +211,30 @@ class Tag(Schema):
     media_type: str
     size: int
     updated_at: datetime.datetime
+    signed: bool = Field(False, description="a valid Notary signature names this tag at its current digest")
+    signatures: list[TagSignature] = Field(default_factory=list, description="the valid Notary signatures of the tag")
 
 
-def tag_out(t: TagRow) -> Tag:
+def tag_out(t: TagRow, signatures: list[NotarySignature] | None = None) -> Tag:
+    signed = [
+        TagSignature(
+            gun=s.gun,
+            role=s.role,
+            key_ids=list(s.keyids),
+            digest=s.digest,
+            matches=s.digest == t.digest,
+            expires=s.expires,
+        )
+        for s in signatures or []
+    ]
     return Tag(
         name=t.name,
         digest=t.digest,
         media_type=t.media_type,
         size=t.size,
         updated_at=datetime.datetime.fromtimestamp(t.updated_at, datetime.UTC),
+        signed=any(s.matches for s in signed),
+        signatures=signed,
     )
 
 

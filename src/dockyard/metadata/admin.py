@@ -4,10 +4,11 @@ grants of a team. Functions take a Connection and return frozen dataclasses."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, exists, select
+from sqlalchemy import Connection, Select, delete, exists, select, update
 
 from . import accounts as acc
 from . import queries
@@ -30,6 +31,8 @@ class RepositoryRow:
     visibility: str  # "public" | "private"
     short_description: str
     created_at: float
+    signed_only: bool = False  # pulls by tag need a valid signature (trust/policy.py)
+    accepted_signatures: tuple[str, ...] = ("notary",)  # the kinds that count for signed_only
 
     @property
     def namespace(self) -> str:
@@ -56,11 +59,19 @@ def _repository_query() -> Select[Any]:
         repository_settings.c.visibility,
         repository_settings.c.short_description,
         repositories.c.created_at,
+        repository_settings.c.signed_only,
+        repository_settings.c.accepted_signatures,
     ).select_from(repositories.outerjoin(repository_settings, repository_settings.c.repository_id == repositories.c.id))
 
 
+def _kinds(value: str | None) -> tuple[str, ...]:
+    return tuple(k.strip() for k in (value if value is not None else "notary").split(",") if k.strip())
+
+
 def _repository(row: Any) -> RepositoryRow:
-    return RepositoryRow(int(row[0]), row[1], row[2] or "private", row[3] or "", float(row[4]))
+    return RepositoryRow(
+        int(row[0]), row[1], row[2] or "private", row[3] or "", float(row[4]), bool(row[5]), _kinds(row[6])
+    )
 
 
 def repository(conn: Connection, name: str) -> RepositoryRow | None:
@@ -90,6 +101,20 @@ def create_repository(conn: Connection, name: str, visibility: str, short_descri
     repo_id = queries.ensure_repository(conn, name)
     acc.set_repository_settings(conn, repo_id, visibility=visibility, short_description=short_description)
     return repository(conn, name)
+
+
+def set_signing_policy(
+    conn: Connection, repo_id: int, *, signed_only: bool | None = None, accepted: Sequence[str] | None = None
+) -> None:
+    """Change the "only signed content" settings; what is None stays as it is."""
+    acc.set_repository_settings(conn, repo_id)  # the settings row, with its defaults, if missing
+    values: dict[str, Any] = {}
+    if signed_only is not None:
+        values["signed_only"] = signed_only
+    if accepted is not None:
+        values["accepted_signatures"] = ",".join(accepted)
+    if values:
+        conn.execute(update(repository_settings).where(repository_settings.c.repository_id == repo_id).values(**values))
 
 
 def upload_ids(conn: Connection, repo_id: int) -> list[str]:
@@ -132,4 +157,4 @@ def team_repository_grants(conn: Connection, team_id: int) -> list[tuple[Reposit
         .where(repository_access.c.team_id == team_id)
         .order_by(repositories.c.name)
     )
-    return [(_repository(r), str(r[5])) for r in conn.execute(q)]
+    return [(_repository(r), str(r[7])) for r in conn.execute(q)]
