@@ -16,6 +16,7 @@ from .auth.gate import AuthGate
 from .auth.routes import ROUTES as AUTH_ROUTES
 from .auth.services import AuthServices
 from .ca import served_ca_certificate
+from .ca.authority import kek_for
 from .ca.routes import ca_certificate
 from .config import Settings
 from .metadata.db import Database
@@ -29,6 +30,7 @@ from .trust.policy import SignaturePolicy
 from .trust.routes import ROUTES as TRUST_ROUTES
 from .trust.service import TrustService
 from .trust.signer.setup import build_signer
+from .webhooks import WebhookService
 
 log = logging.getLogger("dockyard")
 
@@ -49,7 +51,8 @@ def create_app(settings: Settings) -> Starlette:
         else None
     )
     policy = SignaturePolicy(db, storage)
-    registry = Registry.build(db, storage, settings.registry, tag_policy=policy.check)
+    webhooks = WebhookService(db, lambda: kek_for(settings.data_dir))
+    registry = Registry.build(db, storage, settings.registry, tag_policy=policy.check, events=webhooks)
     auth = AuthServices.build(settings, db) if settings.auth.enabled else None
     ca_certificate_pem = served_ca_certificate(settings)
 
@@ -86,7 +89,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(expire_uploads())]
+        tasks = [asyncio.create_task(expire_uploads()), asyncio.create_task(webhooks.run())]
         if trust is not None:
             tasks.append(asyncio.create_task(refresh_timestamps(trust)))
         if auth is not None:
@@ -133,6 +136,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.db = db
     app.state.storage = storage
     app.state.registry = registry
+    app.state.webhooks = webhooks
     app.state.trust = trust
     app.state.signature_policy = policy
     app.state.auth = auth

@@ -114,6 +114,19 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class JobsSettings:
+    # Run workers inside `dockyard serve`; off when separate `dockyard worker` processes do.
+    enabled: bool = True
+    workers: int = 1  # workers per process, each running one job at a time
+    # A running job whose heartbeat is older than this is taken over by another worker.
+    lease_seconds: int = 30
+    poll_seconds: int = 1  # how often an idle worker (and the scheduler) looks for work
+    # A failed attempt is retried after base * 2**(attempt - 1) seconds, at most max.
+    retry_base_seconds: int = 10
+    retry_max_seconds: int = 3600
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("dockyard-data")
     database_url: str = ""  # empty: SQLite in <data_dir>/db/dockyard.db
@@ -123,6 +136,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
 
     @property
     def effective_database_url(self) -> str:

@@ -40,6 +40,11 @@ PATHS = {
     "/repositories/{namespace}/{repo}/signers": {"get", "post"},
     "/repositories/{namespace}/{repo}/signers/{name}": {"delete"},
     "/repositories/{namespace}/{repo}/manifests/{digest}/signatures": {"get"},
+    "/webhooks": {"get", "post"},
+    "/webhooks/{webhook_id}": {"get", "patch", "delete"},
+    "/webhooks/{webhook_id}/deliveries": {"get"},
+    "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {"post"},
+    "/webhooks/{webhook_id}/test": {"post"},
 }
 
 

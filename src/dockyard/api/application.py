@@ -13,7 +13,7 @@ from ..auth.services import AuthServices
 from ..metadata.db import Database
 from ..registry.services import Registry
 from ..trust.policy import SignaturePolicy
-from . import access, accounts, audit, lifecycle, repositories, signatures, teams, tokens
+from . import access, accounts, audit, lifecycle, repositories, signatures, teams, tokens, webhooks
 from .deps import ApiContext
 from .errors import HANDLERS, RESPONSES
 
@@ -80,6 +80,6 @@ def build_fastapi(
     )
     policy = signature_policy if signature_policy is not None else SignaturePolicy(db)
     api.state.api = ApiContext(auth=auth, db=db, registry=registry, signature_policy=policy)
-    for module in (accounts, teams, repositories, access, tokens, audit, lifecycle, signatures):
+    for module in (accounts, teams, repositories, access, tokens, audit, lifecycle, signatures, webhooks):
         api.include_router(module.router, responses=RESPONSES)
     return api

@@ -280,3 +280,114 @@ lifecycle_policies = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_lifecycle_policies_target", "scope", "target"),
 )
+
+# --- webhooks -----------------------------------------------------------------------------
+# A subscription: scope "repository" (target "ns/repo"), "namespace" (target "ns": every
+# repository under it) or "global" (target "": every event, registry-wide ones included).
+# events is a JSON list; secret is AES-GCM sealed with a key derived from the master key.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(16), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("author", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("last_success_at", Float),
+    Index("ix_webhook_subscriptions_target", "scope", "target"),
+)
+
+# One payload to one subscription. status "pending" (next_attempt_at due) → "sending"
+# (claimed by one process until claimed_until) → "delivered" | "failed" (attempts exhausted),
+# or back to "pending" with a later next_attempt_at. The response fields are the last attempt's.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("guid", String(36), nullable=False, unique=True),
+    Column(
+        "subscription_id",
+        Integer,
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claimed_until", Float),
+    Column("last_attempt_at", Float),
+    Column("response_status", Integer),
+    Column("response_body", Text),
+    Column("duration_ms", Float),
+    Column("error", Text),
+    Column("redelivery_of", Integer),
+    Column("created_at", Float, nullable=False),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_subscription", "subscription_id", "id"),
+)
+
+# --- jobs ---------------------------------------------------------------------------------
+# A cron schedule that enqueues a job of ``action`` at each due time. next_run_at is claimed
+# with a conditional UPDATE, so several processes enqueue one job per due time between them.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("action", String(64), nullable=False),
+    Column("parameters", Text, nullable=False),  # JSON object
+    Column("cron", String(255), nullable=False),  # 5 fields, UTC
+    Column("enabled", Boolean, nullable=False),
+    Column("next_run_at", Float, nullable=False),
+    Column("last_job_id", Integer),
+    Column("created_at", Float, nullable=False),
+)
+
+# One run of an action. status "waiting" (due at run_after) → "running" (claimed by worker,
+# alive while heartbeat_at is fresh) → "done" | "errored" (attempts exhausted) | "cancelled",
+# or back to "waiting" with a later run_after after a failed attempt. A running job whose
+# heartbeat is older than the lease is taken over by another worker (a new attempt).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action", String(64), nullable=False),
+    Column("parameters", Text, nullable=False),  # JSON object
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_after", Float, nullable=False),
+    Column("worker", String(255)),
+    Column("heartbeat_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("progress_done", BigInteger, nullable=False),
+    Column("progress_total", BigInteger),
+    Column("summary", Text),  # JSON, what the handler returned
+    Column("error", Text),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("schedule_id", Integer, ForeignKey("schedules.id", ondelete="SET NULL")),
+    Column("created_by", String(255), nullable=False),
+    Index("ix_jobs_due", "status", "run_after"),
+    Index("ix_jobs_action", "action", "id"),
+)
+
+job_logs = Table(
+    "job_logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_job_logs_job", "job_id", "id"),
+)
