@@ -38,15 +38,14 @@ def key_password(kek: bytes) -> str:
     return base64.b64encode(kek).decode()
 
 
-def wanted_sans(settings: Settings) -> list[str]:
-    """``tls.hostnames`` plus the listen host when it names one host (not a wildcard), deduplicated."""
-    names = list(settings.tls.hostnames)
-    host = settings.server.host.strip("[]")
-    if host not in WILDCARD_HOSTS:
-        names.append(host)
+def distinct_names(names: list[str], extra_host: str = "") -> list[str]:
+    """Names deduplicated (IP addresses by value, DNS names ignoring case), with ``extra_host``
+    appended when it names one host (not a wildcard)."""
+    host = extra_host.strip("[]")
+    candidates = [*names, host] if host and host not in WILDCARD_HOSTS else list(names)
     seen: set[str] = set()
     out: list[str] = []
-    for name in names:
+    for name in candidates:
         try:
             key = str(ipaddress.ip_address(name))
         except ValueError:
@@ -55,6 +54,11 @@ def wanted_sans(settings: Settings) -> list[str]:
             seen.add(key)
             out.append(name)
     return out
+
+
+def wanted_sans(settings: Settings) -> list[str]:
+    """``tls.hostnames`` plus the listen host when it names one host (not a wildcard), deduplicated."""
+    return distinct_names(list(settings.tls.hostnames), settings.server.host)
 
 
 def needs_reissue(cert: x509.Certificate, ca: CertificateAuthority, sans: list[str], now: datetime.datetime) -> str:

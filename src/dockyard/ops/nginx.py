@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..auth.keys import write_private
 from ..ca.authority import CertificateAuthority, kek_for, plain_pem
-from ..ca.server import WILDCARD_HOSTS, needs_reissue, wanted_sans
+from ..ca.server import WILDCARD_HOSTS, distinct_names, needs_reissue, wanted_sans
 from ..config import Settings
 from ._common import OpsError, driver_for
 
@@ -231,21 +231,7 @@ def nginx_dir(settings: Settings) -> Path:
 
 
 def certificate_names(settings: Settings, server_names: tuple[str, ...], listen_address: str) -> list[str]:
-    names = [*server_names, *wanted_sans(settings)]
-    host = listen_address.strip("[]")
-    if host not in WILDCARD_HOSTS:
-        names.append(host)
-    seen: set[str] = set()
-    out: list[str] = []
-    for name in names:
-        try:
-            key = str(ipaddress.ip_address(name))
-        except ValueError:
-            key = name.lower()
-        if key not in seen:
-            seen.add(key)
-            out.append(name)
-    return out
+    return distinct_names([*server_names, *wanted_sans(settings)], listen_address)
 
 
 def ensure_nginx_certificate(settings: Settings, names: list[str]) -> tuple[Path, Path]:
