@@ -10,6 +10,8 @@ from rich.console import Console
 
 from ..config import ConfigError, load, parse_listen
 from .ca import app as ca_app
+from .jobs import app as jobs_app
+from .jobs import worker
 from .signer import app as signer_app
 
 app = typer.Typer(
@@ -21,6 +23,8 @@ app = typer.Typer(
 console = Console(stderr=True)
 app.add_typer(ca_app, name="ca")
 app.add_typer(signer_app, name="signer")
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
 
 
 @app.command()
