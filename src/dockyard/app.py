@@ -19,6 +19,7 @@ from .ca import served_ca_certificate
 from .ca.authority import kek_for
 from .ca.routes import ca_certificate
 from .config import Settings
+from .jobs import JobSystem, build_actions
 from .metadata.db import Database
 from .middleware import RegistryHeaders
 from .observability import health, metrics
@@ -51,22 +52,18 @@ def create_app(settings: Settings) -> Starlette:
         else None
     )
     policy = SignaturePolicy(db, storage)
-    webhooks = WebhookService(db, lambda: kek_for(settings.data_dir))
+    webhooks = WebhookService(db, lambda: kek_for(settings.data_dir), settings.webhooks)
     registry = Registry.build(db, storage, settings.registry, tag_policy=policy.check, events=webhooks)
+    # The queue and the cron scheduler run in every server; its workers only when jobs.enabled
+    # (otherwise `dockyard worker` processes run the jobs).
+    jobs = JobSystem.build(
+        db,
+        settings.jobs,
+        build_actions(settings, registry, webhooks),
+        workers=None if settings.jobs.enabled else 0,
+    )
     auth = AuthServices.build(settings, db) if settings.auth.enabled else None
     ca_certificate_pem = served_ca_certificate(settings)
-
-    async def expire_uploads() -> None:
-        # Until the job runner exists, each process sweeps stale sessions itself; the
-        # sweep is idempotent, so several processes sharing a database do no harm.
-        while True:
-            try:
-                expired = await registry.uploads.expire(settings.registry.upload_expiry_seconds)
-                if expired:
-                    log.info("removed %d expired upload sessions", expired)
-            except Exception:
-                log.exception("upload expiry failed; will try again")
-            await asyncio.sleep(min(3600, max(60, settings.registry.upload_expiry_seconds / 4)))
 
     async def sync_ldap(services: AuthServices) -> None:
         while True:
@@ -89,7 +86,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(expire_uploads()), asyncio.create_task(webhooks.run())]
+        tasks = [asyncio.create_task(jobs.run()), asyncio.create_task(webhooks.run())]
         if trust is not None:
             tasks.append(asyncio.create_task(refresh_timestamps(trust)))
         if auth is not None:
@@ -137,6 +134,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.storage = storage
     app.state.registry = registry
     app.state.webhooks = webhooks
+    app.state.jobs = jobs
     app.state.trust = trust
     app.state.signature_policy = policy
     app.state.auth = auth
@@ -147,5 +145,5 @@ def create_app(settings: Settings) -> Starlette:
         else None
     )
     if auth is not None:
-        app.mount("/api/v0", build_api(auth, db, registry, policy))
+        app.mount("/api/v0", build_api(auth, db, registry, policy, jobs))
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import typing
 from collections.abc import Mapping
@@ -119,11 +120,25 @@ class JobsSettings:
     enabled: bool = True
     workers: int = 1  # workers per process, each running one job at a time
     # A running job whose heartbeat is older than this is taken over by another worker.
-    lease_seconds: int = 30
-    poll_seconds: int = 1  # how often an idle worker (and the scheduler) looks for work
+    lease_seconds: float = 30
+    poll_seconds: float = 1  # how often an idle worker (and the scheduler) looks for work
     # A failed attempt is retried after base * 2**(attempt - 1) seconds, at most max.
-    retry_base_seconds: int = 10
-    retry_max_seconds: int = 3600
+    retry_base_seconds: float = 10
+    retry_max_seconds: float = 3600
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    max_attempts: int = 8  # a delivery is tried this many times in all
+    backoff_seconds: float = 1.0  # wait before the 2nd attempt; doubles after each failure
+    max_backoff_seconds: float = 3600.0
+    connect_timeout_seconds: float = 5.0
+    total_timeout_seconds: float = 10.0  # the whole request, response excerpt included
+    response_excerpt_bytes: int = 4096  # of the receiver's answer, kept with the delivery
+    concurrency: int = 8  # deliveries in flight per process
+    lease_seconds: float = 60.0  # a claimed delivery another process may retake after this
+    refresh_seconds: float = 5.0  # reload subscriptions made by other processes
+    poll_seconds: float = 1.0  # look for due retries (and other processes' deliveries)
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,7 @@ class Settings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -159,6 +175,16 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return number
     if typ is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -310,7 +336,28 @@ def load(
         raise ConfigError("trust.signer_url: the signer is reached over mutual TLS: https://HOST:PORT")
     if settings.registry.max_manifest_bytes < 4 << 20:
         raise ConfigError("registry.max_manifest_bytes: the spec requires at least 4 MiB")
+    _check_positive(
+        "jobs",
+        settings.jobs,
+        ("workers", "lease_seconds", "poll_seconds", "retry_base_seconds", "retry_max_seconds"),
+        zero_ok=("workers",),
+    )
+    _check_positive(
+        "webhooks",
+        settings.webhooks,
+        tuple(f.name for f in dataclasses.fields(WebhookSettings)),
+        zero_ok=("backoff_seconds",),
+    )
     return settings
+
+
+def _check_positive(section: str, values: object, names: tuple[str, ...], zero_ok: tuple[str, ...]) -> None:
+    # A zero or negative count or interval would stall a loop or spin it; say which.
+    for name in names:
+        value = getattr(values, name)
+        if value < 0 or (value == 0 and name not in zero_ok):
+            least = "0 or more" if name in zero_ok else "more than 0"
+            raise ConfigError(f"{section}.{name}: expected {least}, got {value}")
 
 
 def _check_trusted_proxy(entry: str) -> None:

@@ -45,6 +45,12 @@ PATHS = {
     "/webhooks/{webhook_id}/deliveries": {"get"},
     "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {"post"},
     "/webhooks/{webhook_id}/test": {"post"},
+    "/jobs": {"get", "post"},
+    "/jobs/actions": {"get"},
+    "/jobs/{job_id}": {"get", "delete"},
+    "/jobs/{job_id}/logs": {"get"},
+    "/crons": {"get", "post"},
+    "/crons/{name}": {"get", "patch", "delete"},
 }
 
 

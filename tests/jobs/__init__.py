@@ -25,9 +25,13 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir.absolute() / 'db' / 'dockyard.db'}"
 
 
-def open_db(url: str) -> Database:
+def open_db(url: str, *, default_schedules: bool = False) -> Database:
+    """Migrated; without the default schedules (upload-cleanup) unless asked, so that the
+    only jobs are a test's own."""
     db = Database(url)
     db.migrate()
+    if not default_schedules:
+        db.write_sync(q.delete_schedule, "upload-cleanup")
     return db
 
 

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.services import AuthServices
+from ..jobs import JobSystem
 from ..metadata.db import Database
 from ..registry.services import Registry
 from ..trust.policy import SignaturePolicy
-from . import access, accounts, audit, lifecycle, repositories, signatures, teams, tokens, webhooks
+from . import access, accounts, audit, jobs, lifecycle, repositories, signatures, teams, tokens, webhooks
 from .deps import ApiContext
 from .errors import HANDLERS, RESPONSES
 
@@ -58,16 +59,24 @@ class _Contained:
 
 
 def build_api(
-    auth: AuthServices, db: Database, registry: Registry, signature_policy: SignaturePolicy | None = None
+    auth: AuthServices,
+    db: Database,
+    registry: Registry,
+    signature_policy: SignaturePolicy | None = None,
+    job_system: JobSystem | None = None,
 ) -> ASGIApp:
     """The API application (FastAPI inside; mount it at /api/v0). ``signature_policy`` is the
     one the registry checks pulls with; without it the API reads through its own, whose
     forgotten settings the registry's policy still caches for a few seconds."""
-    return _Contained(build_fastapi(auth, db, registry, signature_policy))
+    return _Contained(build_fastapi(auth, db, registry, signature_policy, job_system))
 
 
 def build_fastapi(
-    auth: AuthServices, db: Database, registry: Registry, signature_policy: SignaturePolicy | None = None
+    auth: AuthServices,
+    db: Database,
+    registry: Registry,
+    signature_policy: SignaturePolicy | None = None,
+    job_system: JobSystem | None = None,
 ) -> FastAPI:
     api = FastAPI(
         title="Dockyard API",
@@ -79,7 +88,7 @@ def build_fastapi(
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
     )
     policy = signature_policy if signature_policy is not None else SignaturePolicy(db)
-    api.state.api = ApiContext(auth=auth, db=db, registry=registry, signature_policy=policy)
-    for module in (accounts, teams, repositories, access, tokens, audit, lifecycle, signatures, webhooks):
+    api.state.api = ApiContext(auth=auth, db=db, registry=registry, signature_policy=policy, jobs=job_system)
+    for module in (accounts, teams, repositories, access, tokens, audit, lifecycle, signatures, webhooks, jobs):
         api.include_router(module.router, responses=RESPONSES)
     return api

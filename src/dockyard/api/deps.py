@@ -28,6 +28,7 @@ from ..auth.access import RANK
 from ..auth.accounts import OWNERS, LoginFailed, TooManyAttempts
 from ..auth.principal import ANONYMOUS, Principal
 from ..auth.services import AuthServices
+from ..jobs import JobSystem
 from ..metadata import accounts as q
 from ..metadata import admin
 from ..metadata.db import Database
@@ -45,6 +46,7 @@ class ApiContext:
     registry: Registry
     # The registry's own policy, so forgetting its cached settings takes effect at once.
     signature_policy: SignaturePolicy
+    jobs: JobSystem | None = None  # the process's queue and scheduler (None: no job runner)
 
 
 @dataclass(frozen=True)

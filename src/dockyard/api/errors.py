@@ -38,6 +38,7 @@ CODES = {
     409: "CONFLICT",
     422: "INVALID_INPUT",
     429: "TOO_MANY_REQUESTS",
+    503: "UNAVAILABLE",
     500: "UNKNOWN",
 }
 
@@ -81,6 +82,12 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+class Unavailable(ApiError):
+    """A part this server was not set up with (webhooks, the job runner)."""
+
+    status = 503
 
 
 class TooManyRequests(ApiError):

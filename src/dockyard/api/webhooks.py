@@ -19,16 +19,12 @@ from pydantic.alias_generators import to_camel
 from ..metadata.webhooks import Delivery, Subscription
 from ..webhooks import EVENTS, SCOPES, WebhookService
 from .deps import Caller, User
-from .errors import ApiError, BadRequest, NotFound
+from .errors import ApiError, BadRequest, NotFound, Unavailable
 from .schemas import timestamp
 
 router = APIRouter(tags=["webhooks"])
 
 EVENTS_DOC = f"what to deliver: {', '.join(EVENTS)} (gc.done only for scope global)"
-
-
-class Unavailable(ApiError):
-    status = 503
 
 
 class _Body(BaseModel):

@@ -23,10 +23,15 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
+from ..ca.authority import kek_for
 from ..config import Settings
-from ..jobs import Job, JobLog, JobSystem, UnknownAction, build_actions
+from ..jobs import BadParameters, Job, JobLog, JobSystem, UnknownAction, build_actions
 from ..metadata import jobs as q
 from ..metadata.db import Database
+from ..ops._common import driver_for
+from ..registry.services import Registry
+from ..storage.driver import StorageDriver
+from ..webhooks import WebhookService
 from .ops import ConfigFile, DataDir, JsonFlag, _print_json, _settings
 
 T = TypeVar("T")
@@ -42,11 +47,26 @@ def _open(data_dir: Path, config: Path | None) -> tuple[Settings, Database]:
     return settings, db
 
 
+def _registry(settings: Settings, db: Database) -> tuple[Registry, WebhookService, StorageDriver]:
+    """The registry the actions work on, with the webhooks its events go to."""
+    driver = driver_for(settings)
+    hooks = WebhookService(db, lambda: kek_for(settings.data_dir), settings.webhooks)
+    return Registry.build(db, driver, settings.registry, events=hooks), hooks, driver
+
+
 def _with_system(data_dir: Path, config: Path | None, work: Callable[[JobSystem], Awaitable[T]]) -> T:
     settings, db = _open(data_dir, config)
-    system = JobSystem.build(db, settings.jobs, build_actions(settings, db), workers=0)
+    registry, hooks, driver = _registry(settings, db)
+    system = JobSystem.build(db, settings.jobs, build_actions(settings, registry, hooks), workers=0)
+
+    async def run() -> T:
+        try:
+            return await work(system)
+        finally:
+            await driver.close()
+
     try:
-        return asyncio.run(work(system))  # type: ignore[arg-type]
+        return asyncio.run(run())
     finally:
         db.dispose()
 
@@ -117,12 +137,14 @@ def worker(
         typer.Option("--lease-seconds", min=0.1, help="Heartbeat lease (default: jobs.lease_seconds)."),
     ] = None,
 ) -> None:
-    """Run job workers (and the cron scheduler) in this process until SIGTERM or Ctrl-C."""
+    """Run job workers (and the cron scheduler) in this process until SIGTERM or Ctrl-C.
+    It also sends webhook deliveries, as every server does (each is claimed once)."""
     settings, db = _open(data_dir, config)
+    registry, hooks, driver = _registry(settings, db)
     system = JobSystem.build(
         db,
         settings.jobs,
-        build_actions(settings, db),
+        build_actions(settings, registry, hooks),
         workers=workers,
         lease_seconds=lease_seconds,
         poll_seconds=poll_seconds,
@@ -136,8 +158,15 @@ def worker(
             loop.add_signal_handler(sig, task.cancel)
         names = ", ".join(w.name for w in system.workers)
         err.print(f"job workers running: {names}", highlight=False)
-        with contextlib.suppress(asyncio.CancelledError):
-            await system.run()
+        delivering = asyncio.create_task(hooks.run())
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await system.run()
+        finally:
+            delivering.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivering
+            await driver.close()
         err.print("job workers stopped")
 
     try:
@@ -195,7 +224,7 @@ def start(
     parameters = parse_params(param or [])
     try:
         job = _with_system(data_dir, config, lambda s: s.queue.enqueue(action, parameters, created_by="cli"))
-    except UnknownAction as e:
+    except (UnknownAction, BadParameters) as e:
         err.print(Text.assemble(("error: ", "bold red"), str(e)))
         raise typer.Exit(2) from None
     if as_json:

@@ -8,7 +8,7 @@ the scheduler of a process (``dockyard serve`` when ``jobs.enabled``, ``dockyard
 from __future__ import annotations
 
 from .queue import Job, JobLog, JobQueue
-from .registry import Action, ActionRegistry, Handler, JobFailed, UnknownAction, builtin_actions
+from .registry import Action, ActionRegistry, BadParameters, Handler, JobFailed, UnknownAction, builtin_actions
 from .runner import Cancelled, JobContext, LeaseLost, Worker
 from .schedules import BadCron, Schedule, ScheduleExists, Scheduler, check_cron, next_run
 from .service import JobSystem, build_actions
@@ -16,6 +16,7 @@ from .service import JobSystem, build_actions
 __all__ = [
     "Action",
     "ActionRegistry",
+    "BadParameters",
     "BadCron",
     "Cancelled",
     "Handler",

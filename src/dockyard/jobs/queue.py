@@ -55,8 +55,10 @@ class JobQueue:
         max_attempts: int | None = None,
         schedule_id: int | None = None,
     ) -> Job:
-        """Queue a job; ``UnknownAction`` for an action without a handler."""
+        """Queue a job; ``UnknownAction`` for an action without a handler, ``BadParameters``
+        for parameters it does not take."""
         known = self.actions.get(action)
+        known.check_parameters(dict(parameters or {}))
         now = self.clock()
         job_id = await self.db.write(
             q.insert_job,
@@ -84,9 +86,10 @@ class JobQueue:
     async def finish(self, job_id: int, worker: str, summary: Any) -> bool:
         return await self.db.write(q.finish, job_id, worker, summary, self.clock())
 
-    async def fail(self, job_id: int, worker: str, error: str) -> Job | None:
+    async def fail(self, job_id: int, worker: str, error: str, *, final: bool = False) -> Job | None:
+        """``final``: no retry (another attempt would fail the same way)."""
         return await self.db.write(
-            q.fail, job_id, worker, error, self.clock(), self.retry_base_seconds, self.retry_max_seconds
+            q.fail, job_id, worker, error, self.clock(), self.retry_base_seconds, self.retry_max_seconds, final
         )
 
     async def mark_cancelled(self, job_id: int, worker: str) -> bool:

@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 from .queue import Job, JobQueue
-from .registry import JobFailed, UnknownAction
+from .registry import BadParameters, JobFailed, UnknownAction
 
 log = logging.getLogger("dockyard.jobs")
 
@@ -164,7 +164,7 @@ class Worker:
             message = str(e) if isinstance(e, JobFailed) else f"{type(e).__name__}: {e}"
             if not isinstance(e, JobFailed):
                 log.exception("job %d (%s) failed", job.id, job.action)
-            await self.queue.fail(job.id, self.name, message)
+            await self.queue.fail(job.id, self.name, message, final=isinstance(e, BadParameters))
         else:
             await self.queue.finish(job.id, self.name, summary)
         finally:

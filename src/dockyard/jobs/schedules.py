@@ -102,9 +102,9 @@ class Scheduler:
     async def create(
         self, name: str, action: str, cron: str, parameters: dict[str, Any] | None = None, enabled: bool = True
     ) -> Schedule:
-        """BadCron, UnknownAction or ScheduleExists when it cannot be made."""
+        """BadCron, UnknownAction, BadParameters or ScheduleExists when it cannot be made."""
         normal = check_cron(cron)
-        self.actions.get(action)
+        self.actions.get(action).check_parameters(dict(parameters or {}))
         now = self.clock()
         row = await self.db.write(
             q.insert_schedule, name, action, dict(parameters or {}), normal, enabled, next_run(normal, now), now
@@ -112,6 +112,32 @@ class Scheduler:
         if row is None:
             raise ScheduleExists(f"a schedule named {name} already exists")
         return row
+
+    async def update(
+        self,
+        name: str,
+        *,
+        cron: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        enabled: bool | None = None,
+    ) -> Schedule | None:
+        """Change a schedule (BadCron, BadParameters); None when there is none of that name. A new expression,
+        or enabling it, counts the next due time from now: missed times are not caught up."""
+        current = await self.get(name)
+        if current is None:
+            return None
+        changes: dict[str, Any] = {}
+        if parameters is not None:
+            if current.action in self.actions:
+                self.actions.get(current.action).check_parameters(dict(parameters))
+            changes["parameters"] = dict(parameters)
+        if enabled is not None:
+            changes["enabled"] = enabled
+        if cron is not None:
+            changes["cron"] = check_cron(cron)
+        if cron is not None or (enabled and not current.enabled):
+            changes["next_run_at"] = next_run(changes.get("cron", current.cron), self.clock())
+        return await self.db.write(q.update_schedule, name, changes)
 
     async def get(self, name: str) -> Schedule | None:
         return await self.db.read(q.get_schedule, name)

@@ -7,16 +7,21 @@ import contextlib
 
 from ..config import JobsSettings, Settings
 from ..metadata.db import Database
+from ..registry.services import Registry
+from ..webhooks import WebhookService
+from .actions import register_registry_actions
 from .queue import JobQueue
 from .registry import ActionRegistry, builtin_actions
 from .runner import Worker
 from .schedules import Scheduler
 
 
-def build_actions(settings: Settings, db: Database) -> ActionRegistry:
+def build_actions(settings: Settings, registry: Registry, events: WebhookService | None) -> ActionRegistry:
     """The actions of every process that runs jobs (``dockyard serve``, ``dockyard worker``)
-    and the ones ``dockyard jobs start`` accepts: register the registry's own here."""
-    return builtin_actions()
+    and the ones ``dockyard jobs start`` accepts: the self tests and the registry's own."""
+    actions = builtin_actions()
+    register_registry_actions(actions, registry, events, settings)
+    return actions
 
 
 class JobSystem:

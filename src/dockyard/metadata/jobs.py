@@ -266,14 +266,17 @@ def finish(conn: Connection, job_id: int, worker: str, summary: Any, now: float)
     return done.rowcount == 1
 
 
-def fail(conn: Connection, job_id: int, worker: str, error: str, now: float, base: float, cap: float) -> JobRow | None:
+def fail(
+    conn: Connection, job_id: int, worker: str, error: str, now: float, base: float, cap: float, final: bool = False
+) -> JobRow | None:
     """Record a failed attempt: back to waiting after an exponential backoff while attempts
-    are left, else errored. None when the job was no longer this worker's."""
+    are left (and the failure is not ``final``), else errored. None when the job was no
+    longer this worker's."""
     row = conn.execute(select(jobs.c.attempts, jobs.c.max_attempts).where(_mine(job_id, worker))).first()
     if row is None:
         return None
     attempts, max_attempts = int(row[0]), int(row[1])
-    if attempts < max_attempts:
+    if attempts < max_attempts and not final:
         delay = min(cap, base * 2 ** (attempts - 1))
         values: dict[str, Any] = {"status": "waiting", "run_after": now + delay, "worker": None, "heartbeat_at": None}
         add_log(
@@ -374,6 +377,16 @@ def get_schedule(conn: Connection, name: str) -> ScheduleRow | None:
 
 def list_schedules(conn: Connection) -> list[ScheduleRow]:
     return [_schedule(r) for r in conn.execute(select(*_schedule_cols).order_by(schedules.c.name))]
+
+
+def update_schedule(conn: Connection, name: str, changes: dict[str, Any]) -> ScheduleRow | None:
+    """Set some of cron, parameters, enabled, next_run_at; None when there is no such schedule."""
+    values = dict(changes)
+    if "parameters" in values:
+        values["parameters"] = json.dumps(values["parameters"], sort_keys=True)
+    if values and conn.execute(update(schedules).where(schedules.c.name == name).values(**values)).rowcount != 1:
+        return None
+    return get_schedule(conn, name)
 
 
 def delete_schedule(conn: Connection, name: str) -> bool:

@@ -7,9 +7,10 @@ other code calls ``await webhooks.emit("gc.done", None, {...})`` for registry-wi
 
 from __future__ import annotations
 
+from ..config import WebhookSettings
 from .index import EVENTS, REGISTRY_EVENTS, REPOSITORY_EVENTS, SCOPES, SubscriptionIndex
 from .sealing import SecretBox
-from .service import PING, WebhookService, WebhookSettings, check_events, check_url, payload
+from .service import PING, WebhookService, check_events, check_url, payload
 from .signature import sign, verify
 
 __all__ = [

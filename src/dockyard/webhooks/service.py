@@ -19,12 +19,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from ..config import WebhookSettings
 from ..metadata import webhooks as q
 from ..metadata.db import Database
 from .index import EVENTS, REGISTRY_EVENTS, SubscriptionIndex, namespace_of
@@ -35,20 +35,6 @@ log = logging.getLogger("dockyard.webhooks")
 
 PING = "ping"
 USER_AGENT = "Dockyard-Webhooks/1"
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    max_attempts: int = 8  # a delivery is tried this many times in all
-    backoff_seconds: float = 1.0  # wait before the 2nd attempt; doubles after each failure
-    max_backoff_seconds: float = 3600.0
-    connect_timeout_seconds: float = 5.0
-    total_timeout_seconds: float = 10.0  # the whole request, response excerpt included
-    response_excerpt_bytes: int = 4096  # of the receiver's answer, kept with the delivery
-    concurrency: int = 8  # deliveries in flight per process
-    lease_seconds: float = 60.0  # a claimed delivery another process may retake after this
-    refresh_seconds: float = 5.0  # reload subscriptions made by other processes
-    poll_seconds: float = 1.0  # look for due retries (and other processes' deliveries)
 
 
 def check_url(url: str) -> str:
