@@ -21,9 +21,37 @@ def _inmemory(params: dict[str, Any], data_dir: str) -> StorageDriver:
     return InMemoryDriver()
 
 
+def _s3(params: dict[str, Any], data_dir: str) -> StorageDriver:
+    from .s3 import from_parameters
+
+    return from_parameters(params, data_dir)
+
+
+def _azure(params: dict[str, Any], data_dir: str) -> StorageDriver:
+    from .azure import from_parameters
+
+    return from_parameters(params, data_dir)
+
+
+def _gcs(params: dict[str, Any], data_dir: str) -> StorageDriver:
+    from .gcs import from_parameters
+
+    return from_parameters(params, data_dir)
+
+
+def _swift(params: dict[str, Any], data_dir: str) -> StorageDriver:
+    from .swift import from_parameters
+
+    return from_parameters(params, data_dir)
+
+
 FACTORIES: dict[str, Callable[[dict[str, Any], str], StorageDriver]] = {
     "filesystem": _filesystem,
     "inmemory": _inmemory,
+    "s3": _s3,
+    "azure": _azure,
+    "gcs": _gcs,
+    "swift": _swift,
 }
 
 
