@@ -247,6 +247,11 @@ def _storage_from_raw(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def build_section(cls: Any, raw: Mapping[str, Any], where: str) -> Any:
+    """One settings block (a dataclass above) from a mapping, validated like a whole file."""
+    return _build(cls, raw, where)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A settings file as a mapping (distribution's storage shape accepted), or a ConfigError."""
     try:

@@ -13,6 +13,7 @@ from .ca import app as ca_app
 from .jobs import app as jobs_app
 from .jobs import worker
 from .signer import app as signer_app
+from .storage import app as storage_app
 
 app = typer.Typer(
     name="dockyard",
@@ -24,6 +25,7 @@ console = Console(stderr=True)
 app.add_typer(ca_app, name="ca")
 app.add_typer(signer_app, name="signer")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(storage_app, name="storage")
 app.command()(worker)
 
 

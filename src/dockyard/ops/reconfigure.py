@@ -28,6 +28,7 @@ from ..config import DATA_CONFIG, ConfigError, Settings, load, read_yaml
 from ..metadata import models
 from ..metadata.db import Database
 from ..storage.driver import PathNotFound, StorageError
+from ..storage.paths import blob_path
 from ._common import OpsError, driver_for
 
 # Settings that reconfigure will not write into the file, and why.
@@ -126,26 +127,37 @@ def _check_tls(new: Settings) -> None:
 async def _check_storage(old: Settings, new: Settings, force: bool, result: ReconfigureResult) -> None:
     if (old.storage.driver, old.storage.params) == (new.storage.driver, new.storage.params):
         return
+    db = Database(old.effective_database_url)
+    try:
+        known = db.read_sync(_blob_paths)
+    finally:
+        db.dispose()
     driver = driver_for(new)
+    present: set[str] = set()
     try:
         with contextlib.suppress(PathNotFound):  # an empty bucket or folder is fine: serve creates the root
             await driver.stat("/")
+            present = {info.path async for info in driver.walk("/blobs")}
     except (StorageError, OSError) as e:
         raise OpsError(f"storage: the new backend does not answer: {e}") from None
     finally:
         await driver.close()
-    db = Database(old.effective_database_url)
-    try:
-        blobs = _count(db, models.blobs)
-    finally:
-        db.dispose()
-    if blobs and not force:
+    missing = len(known - present)
+    if missing and not force:
         raise OpsError(
-            f"storage: the current backend holds {blobs} blob(s) that the new one would not have;"
-            " copy them first or pass --force to switch anyway"
+            f"storage: {missing} of {len(known)} blob(s) are not on the new backend;"
+            " copy them first (dockyard storage migrate --to FILE) or pass --force to switch anyway"
         )
-    if blobs:
-        result.warnings.append(f"{blobs} blob(s) stay on the old backend; pulls of them fail until copied")
+    if missing:
+        result.warnings.append(f"{missing} blob(s) stay on the old backend; pulls of them fail until copied")
+
+
+def _blob_paths(conn: Any) -> set[str]:
+    paths = set()
+    for (digest,) in conn.execute(select(models.blobs.c.digest)):
+        algorithm, _, hex_digest = digest.partition(":")
+        paths.add(blob_path(algorithm, hex_digest))
+    return paths
 
 
 def _check_database(old: Settings, new: Settings, force: bool, result: ReconfigureResult) -> None:
