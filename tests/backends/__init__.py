@@ -24,6 +24,10 @@ class Backend(Protocol):
         one per test; create the bucket/container here if the driver does not)."""
         ...
 
+    def server_env(self, prefix: str) -> dict[str, str]:
+        """``DOCKYARD_STORAGE__…`` environment for a ``dockyard serve`` on that prefix."""
+        ...
+
     def stop(self) -> None: ...
 
 

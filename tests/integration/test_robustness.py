@@ -6,6 +6,8 @@ import concurrent.futures
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -209,6 +211,25 @@ def test_stale_upload_sessions_expire(tmp_path: Path) -> None:
         time.sleep(1.2)
         restarted = start_server(tmp_path / "expiry", extra_env={"DOCKYARD_REGISTRY__UPLOAD_EXPIRY_SECONDS": "1"})
         try:
+            # The hourly upload-cleanup schedule ran when the first server started; run it now,
+            # as an operator would, and the restarted server's job runner does the work.
+            queued = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "dockyard",
+                    "jobs",
+                    "start",
+                    "upload-cleanup",
+                    "--data-dir",
+                    str(restarted.data_dir),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "DOCKYARD_REGISTRY__UPLOAD_EXPIRY_SECONDS": "1"},
+            )
+            assert queued.returncode == 0, queued.stderr
             with restarted.client() as c:
                 deadline = time.monotonic() + 10
                 while c.get(loc).status_code != 404 and time.monotonic() < deadline:
