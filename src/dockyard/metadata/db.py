@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
+from ..storage.mounts import is_network_filesystem
 from . import models
 
 T = TypeVar("T")
@@ -61,7 +62,14 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+                folder = os.path.dirname(os.path.abspath(parsed.database))
+                os.makedirs(folder, exist_ok=True)
+                if is_network_filesystem(folder):
+                    raise ValueError(
+                        f"the SQLite database folder {folder} is on a network filesystem, where SQLite's"
+                        " locks are unreliable: keep db/ on a local disk (dockyard install --part db=...)"
+                        " or use PostgreSQL (database_url)"
+                    )
             self.engine = _sqlite_engine(url)
         else:
             self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
