@@ -1,0 +1,123 @@
+"""Azurite, Microsoft's Azure Storage emulator (npm package ``azurite``), for the azure driver.
+
+Installed by ``npm install --prefix <repo>/.tools azurite@3``; only its blob service runs,
+on a free loopback port, keeping its data under the given work directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+AZURITE = ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
+INSTALL = f"npm install --prefix {ROOT / '.tools'} azurite@3"
+# The emulator's fixed development account, published in Azurite's documentation.
+ACCOUNT = "devstoreaccount1"
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+CONTAINER = "dockyard"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Azurite:
+    name = "azure"
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+        self.endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={self.endpoint};"
+
+    def params(self, prefix: str) -> dict[str, Any]:
+        return {
+            "account_name": ACCOUNT,
+            "account_key": KEY,
+            "endpoint_url": self.endpoint,
+            "container": CONTAINER,
+            "prefix": prefix,
+        }
+
+    def server_env(self, prefix: str) -> dict[str, str]:
+        """The same settings for ``dockyard serve``, as its environment variables."""
+        env = {"DOCKYARD_STORAGE__DRIVER": "azure"}
+        for key, value in self.params(prefix).items():
+            env[f"DOCKYARD_STORAGE__PARAMS__{key.upper()}"] = str(value)
+        return env
+
+    def create_container(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import BlobServiceClient
+
+        credential = {"account_name": ACCOUNT, "account_key": KEY}
+        with (
+            BlobServiceClient(self.endpoint, credential=credential) as service,
+            contextlib.suppress(ResourceExistsError),
+        ):
+            service.create_container(CONTAINER)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(workdir: Path) -> Azurite:
+    if not AZURITE.exists():
+        raise RuntimeError(f"Azurite is not installed: run {INSTALL}")
+    data = workdir / "azurite"
+    data.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log_path = workdir / "azurite.log"
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [
+                str(AZURITE),
+                *("--blobHost", "127.0.0.1", "--blobPort", str(port)),
+                *("--location", str(data)),
+                "--silent",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    backend = Azurite(process, port, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"azurite-blob exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            # Any HTTP answer (an unsigned request is refused) means it is listening.
+            httpx.get(f"{backend.endpoint}?comp=list", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        backend.stop()
+        raise RuntimeError(f"azurite-blob did not answer in 60 s:\n{log_path.read_text()}")
+    try:
+        backend.create_container()
+    except BaseException:
+        backend.stop()
+        raise
+    return backend
