@@ -83,7 +83,6 @@ _SSE = ("", "AES256", "aws:kms")
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _CHANGED_CODES = _MISSING_CODES | {"PreconditionFailed", "412"}
 
-_session: Any = None  # one aiobotocore session per process: it caches the parsed S3 model
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -448,6 +447,7 @@ class S3Driver(StorageDriver):
         # aiohttp sessions belong to one event loop: the client is made on first use, in
         # the loop that uses it, and remade if another loop comes along.
         self._client: Any = None
+        self._session: Any = None  # made with the first client; it caches the parsed S3 model
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._init_lock: asyncio.Lock | None = None
         self._init_lock_loop: asyncio.AbstractEventLoop | None = None
@@ -473,12 +473,11 @@ class S3Driver(StorageDriver):
         return self._client
 
     async def _make_client(self) -> Any:
-        global _session
         from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
         from aiobotocore.session import get_session  # type: ignore[import-untyped]
 
-        if _session is None:
-            _session = get_session()
+        if self._session is None:
+            self._session = get_session()
         s = self.settings
         options: dict[str, Any] = {
             "signature_version": "s3v4",
@@ -490,7 +489,7 @@ class S3Driver(StorageDriver):
             # Many S3-compatible stores do not know the CRC checksums botocore sends by default.
             options["request_checksum_calculation"] = "when_required"
             options["response_checksum_validation"] = "when_required"
-        return await _session.create_client(
+        return await self._session.create_client(
             "s3",
             region_name=s.region,
             endpoint_url=s.endpoint_url,
