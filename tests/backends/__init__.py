@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,3 +40,22 @@ def names() -> list[str]:
 def start(name: str, workdir: Path) -> Backend:
     backend: Backend = importlib.import_module(f"{__name__}.{name}").start(workdir)
     return backend
+
+
+def server_env(driver: str, params: dict[str, Any]) -> dict[str, str]:
+    """``storage.driver`` and ``storage.params`` as ``dockyard serve``'s environment."""
+    env = {"DOCKYARD_STORAGE__DRIVER": driver}
+    for key, value in params.items():
+        env[f"DOCKYARD_STORAGE__PARAMS__{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -7,13 +7,15 @@ on a free loopback port, keeping its data under the given work directory.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.backends import server_env, stop_process
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE = ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
@@ -22,12 +24,6 @@ INSTALL = f"npm install --prefix {ROOT / '.tools'} azurite@3"
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 CONTAINER = "dockyard"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Azurite:
@@ -53,11 +49,7 @@ class Azurite:
         }
 
     def server_env(self, prefix: str) -> dict[str, str]:
-        """The same settings for ``dockyard serve``, as its environment variables."""
-        env = {"DOCKYARD_STORAGE__DRIVER": "azure"}
-        for key, value in self.params(prefix).items():
-            env[f"DOCKYARD_STORAGE__PARAMS__{key.upper()}"] = str(value)
-        return env
+        return server_env("azure", self.params(prefix))
 
     def create_container(self) -> None:
         from azure.core.exceptions import ResourceExistsError
@@ -71,13 +63,7 @@ class Azurite:
             service.create_container(CONTAINER)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start(workdir: Path) -> Azurite:
@@ -85,7 +71,7 @@ def start(workdir: Path) -> Azurite:
         raise RuntimeError(f"Azurite is not installed: run {INSTALL}")
     data = workdir / "azurite"
     data.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log_path = workdir / "azurite.log"
     with open(log_path, "ab") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(

@@ -30,17 +30,12 @@ from typing import Any
 
 import httpx
 
+from tests.backends import server_env, stop_process
+from tests.conftest import free_port
+
 BUCKET = "dockyard-tests"
 CHUNK_SIZE_MIB = 1  # small, so uploads in the tests take several resumable chunks
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_service_account_key(
@@ -86,27 +81,18 @@ class GcsBackend:
         }
 
     def server_env(self, prefix: str) -> dict[str, str]:
-        env = {"DOCKYARD_STORAGE__DRIVER": "gcs"}
-        for key, value in self.params(prefix).items():
-            env[f"DOCKYARD_STORAGE__PARAMS__{key.upper()}"] = str(value)
-        return env
+        return server_env("gcs", self.params(prefix))
 
     def tokens_issued(self) -> int:
         return int(httpx.get(f"{self.token_url}/stats", timeout=10).json()["issued"])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start(workdir: Path) -> GcsBackend:
     workdir.mkdir(parents=True, exist_ok=True)
-    port, token_port = _free_port(), _free_port()
+    port, token_port = free_port(), free_port()
     token_url = f"http://127.0.0.1:{token_port}"
     key_file = workdir / "service-account.json"
     make_service_account_key(key_file, f"{token_url}/token")

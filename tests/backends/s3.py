@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from tests.backends import server_env, stop_process
 from tests.conftest import free_port
 
 BUCKET = "dockyard-tests"
@@ -76,20 +77,10 @@ class MotoS3:
         }
 
     def server_env(self, prefix: str) -> dict[str, str]:
-        """Environment for ``dockyard serve`` to keep its storage under prefix here."""
-        env = {"DOCKYARD_STORAGE__DRIVER": "s3"}
-        for key, value in self.params(prefix).items():
-            env[f"DOCKYARD_STORAGE__PARAMS__{key.upper()}"] = str(value).lower() if isinstance(value, bool) else value
-        return env
+        return server_env("s3", self.params(prefix))
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start(workdir: Path) -> MotoS3:

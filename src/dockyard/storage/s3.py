@@ -55,6 +55,7 @@ Redirects
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import re
 from collections.abc import AsyncIterator
@@ -83,6 +84,16 @@ _SSE = ("", "AES256", "aws:kms")
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _CHANGED_CODES = _MISSING_CODES | {"PreconditionFailed", "412"}
 
+
+
+@functools.cache
+def _botocore_session() -> Any:
+    """One aiobotocore session per process, shared by every driver: it caches the parsed S3
+    service model (several MiB), which each driver would otherwise load again. It holds no
+    settings of ours; each client gets its own credentials and endpoint."""
+    from aiobotocore.session import get_session  # type: ignore[import-untyped]
+
+    return get_session()
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -447,7 +458,6 @@ class S3Driver(StorageDriver):
         # aiohttp sessions belong to one event loop: the client is made on first use, in
         # the loop that uses it, and remade if another loop comes along.
         self._client: Any = None
-        self._session: Any = None  # made with the first client; it caches the parsed S3 model
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._init_lock: asyncio.Lock | None = None
         self._init_lock_loop: asyncio.AbstractEventLoop | None = None
@@ -474,10 +484,7 @@ class S3Driver(StorageDriver):
 
     async def _make_client(self) -> Any:
         from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
-        from aiobotocore.session import get_session  # type: ignore[import-untyped]
 
-        if self._session is None:
-            self._session = get_session()
         s = self.settings
         options: dict[str, Any] = {
             "signature_version": "s3v4",
@@ -489,7 +496,7 @@ class S3Driver(StorageDriver):
             # Many S3-compatible stores do not know the CRC checksums botocore sends by default.
             options["request_checksum_calculation"] = "when_required"
             options["response_checksum_validation"] = "when_required"
-        return await self._session.create_client(
+        return await _botocore_session().create_client(
             "s3",
             region_name=s.region,
             endpoint_url=s.endpoint_url,
