@@ -106,7 +106,7 @@ def test_settings_defaults_and_strings() -> None:
         ({"bucket": "b", "part_size_mib": 4}, "storage.params.part_size_mib: must be between 5 and 5120"),
         ({"bucket": "b", "part_size_mib": "lots"}, "storage.params.part_size_mib: expected a whole number"),
         ({"bucket": "b", "part_size_mib": True}, "storage.params.part_size_mib: expected a whole number"),
-        ({"bucket": "b", "colour": "blue"}, "storage.params.colour: unknown setting"),
+        ({"bucket": "b", "colour": "blue"}, "unknown setting storage.params.colour for the s3 storage driver"),
         ({"bucket": "b", "redirect": "maybe"}, "storage.params.redirect: expected true or false"),
         ({"bucket": "b", "force_path_style": 2}, "storage.params.force_path_style: expected true or false"),
         ({"bucket": "b", "server_side_encryption": "DES"}, "storage.params.server_side_encryption: one of"),

@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import params as params_
 from .driver import FileInfo, FileWriter, InvalidOffset, PathNotFound, StorageDriver
 
 MiB = 1 << 20
@@ -54,8 +55,6 @@ COPY_SOURCE_SAS = timedelta(hours=12)  # the copy source's SAS must outlive the 
 _TOKEN_HEX = 16  # random per writer, so ids of different writers never collide
 ID_LEN = _TOKEN_HEX + 8  # + an 8-digit sequence number; constant for every block we stage
 _CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +97,7 @@ KNOWN_PARAMS = (
 )
 
 
-def _where(key: str) -> str:
-    return f"storage.params.{key}"
+_where = params_.where
 
 
 def _str(params: dict[str, Any], key: str, required: bool = False) -> str | None:
@@ -108,31 +106,15 @@ def _str(params: dict[str, Any], key: str, required: bool = False) -> str | None
         if required:
             raise ValueError(f"{_where(key)} is required for the azure driver")
         return None
-    if not isinstance(value, str):
-        raise ValueError(f"{_where(key)} must be a string, not {type(value).__name__}")
-    return value
+    return params_.text(value, key)
 
 
 def _bool(params: dict[str, Any], key: str, default: bool) -> bool:
-    value = params.get(key, default)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE  # environment variables arrive as strings
-    raise ValueError(f"{_where(key)} must be true or false, not {value!r}")
+    return params_.flag(params.get(key, default), key)
 
 
 def _int(params: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = params.get(key, default)
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{_where(key)} must be a whole number, not {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{_where(key)} must be between {low} and {high}, not {value}")
-    return value
+    return params_.whole(params.get(key, default), key, low, high)
 
 
 def _connection_fields(conn: str) -> dict[str, str]:
@@ -151,12 +133,7 @@ class AzureSettings:
     """The validated ``storage.params`` of the azure driver."""
 
     def __init__(self, params: dict[str, Any]) -> None:
-        unknown = sorted(str(k) for k in params if k not in KNOWN_PARAMS)
-        if unknown:
-            raise ValueError(
-                f"unknown azure storage setting(s): {', '.join(_where(k) for k in unknown)}"
-                f" (known: {', '.join(KNOWN_PARAMS)})"
-            )
+        params_.reject_unknown(params, KNOWN_PARAMS, "azure")
         self.connection_string = _str(params, "connection_string")
         self.account_name = _str(params, "account_name")
         self.account_key = _str(params, "account_key")

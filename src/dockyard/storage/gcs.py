@@ -64,6 +64,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from . import params as params_
 from .driver import FileInfo, FileWriter, InvalidOffset, PathNotFound, StorageDriver
 
 log = logging.getLogger("dockyard.storage.gcs")
@@ -290,66 +291,37 @@ KNOWN = (
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
 
-def _where(key: str) -> str:
-    return f"storage.params.{key} (gcs)"
-
-
-def _as_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-        return value.strip().lower() in ("true", "yes", "on", "1")
-    raise ValueError(f"{_where(key)} must be true or false, not {value!r}")
-
-
-def _as_number(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{_where(key)} must be a number, not {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise ValueError(f"{_where(key)} must be a number, not {value!r}")
-
-
-def _as_str(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{_where(key)} must be a string, not {value!r}")
-    return value.strip()
+_where = params_.where
+_as_bool = params_.flag
+_as_number = params_.number
+_as_str = params_.text
 
 
 def parse_settings(params: dict[str, Any]) -> GcsSettings:
-    unknown = sorted(str(k) for k in params if k not in KNOWN)
-    if unknown:
-        raise ValueError(f"unknown gcs storage setting(s) {', '.join(unknown)} (known: {', '.join(KNOWN)})")
-    bucket = _as_str("bucket", params.get("bucket", ""))
+    params_.reject_unknown(params, KNOWN, "gcs")
+    bucket = _as_str(params.get("bucket", ""), "bucket")
     if not bucket:
         raise ValueError(f"{_where('bucket')} is required: the bucket's name")
     if not _BUCKET.fullmatch(bucket):
         raise ValueError(f"{_where('bucket')}: {bucket!r} is not a valid bucket name")
-    prefix = _as_str("prefix", params.get("prefix") or "").strip("/")
+    prefix = _as_str(params.get("prefix") or "", "prefix").strip("/")
     if prefix and not _valid_name(prefix):
         raise ValueError(f"{_where('prefix')}: {prefix!r} must be '/'-separated names of [A-Za-z0-9._-]")
     endpoint = params.get("endpoint_url")
     if endpoint is not None and endpoint != "":
-        endpoint = _as_str("endpoint_url", endpoint).rstrip("/")
+        endpoint = _as_str(endpoint, "endpoint_url").rstrip("/")
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
             raise ValueError(f"{_where('endpoint_url')}: {endpoint!r} must be an http(s)://host[:port] URL")
     else:
         endpoint = None
     credentials = params.get("credentials_file")
-    credentials = _as_str("credentials_file", credentials) if credentials not in (None, "") else None
-    mib = _as_number("chunk_size_mib", params.get("chunk_size_mib", 16))
+    credentials = _as_str(credentials, "credentials_file") if credentials not in (None, "") else None
+    mib = _as_number(params.get("chunk_size_mib", 16), "chunk_size_mib")
     chunk = mib * MiB
     if chunk <= 0 or chunk != int(chunk) or int(chunk) % QUANTUM or chunk > 1024 * MiB:
         raise ValueError(f"{_where('chunk_size_mib')} must be a multiple of 0.25 (256 KiB) up to 1024, not {mib:g}")
-    expiry = _as_number("redirect_expiry_seconds", params.get("redirect_expiry_seconds", 1200))
+    expiry = _as_number(params.get("redirect_expiry_seconds", 1200), "redirect_expiry_seconds")
     if expiry != int(expiry) or not 1 <= expiry <= MAX_SIGNED_EXPIRY:
         raise ValueError(f"{_where('redirect_expiry_seconds')} must be a whole number from 1 to {MAX_SIGNED_EXPIRY}")
     project = params.get("project")
@@ -359,10 +331,10 @@ def parse_settings(params: dict[str, Any]) -> GcsSettings:
         credentials_file=credentials,
         endpoint_url=endpoint,
         chunk_size=int(chunk),
-        redirect=_as_bool("redirect", params.get("redirect", False)),
+        redirect=_as_bool(params.get("redirect", False), "redirect"),
         redirect_expiry_seconds=int(expiry),
-        create_bucket=_as_bool("create_bucket", params.get("create_bucket", False)),
-        project=_as_str("project", project) if project not in (None, "") else None,
+        create_bucket=_as_bool(params.get("create_bucket", False), "create_bucket"),
+        project=_as_str(project, "project") if project not in (None, "") else None,
     )
 
 

@@ -64,6 +64,7 @@ from typing import Any
 
 import anyio
 
+from . import params as params_
 from .driver import FileInfo, FileWriter, InvalidOffset, PathNotFound, StorageDriver
 
 MiB = 1 << 20
@@ -83,7 +84,6 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _SSE = ("", "AES256", "aws:kms")
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _CHANGED_CODES = _MISSING_CODES | {"PreconditionFailed", "412"}
-
 
 
 @functools.cache
@@ -122,49 +122,21 @@ _KNOWN = tuple(S3Settings.__dataclass_fields__)
 
 
 def _bool(params: dict[str, Any], key: str, default: bool) -> bool:
-    value = params.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):  # environment variables arrive as strings
-        word = value.strip().lower()
-        if word in ("true", "yes", "on", "1"):
-            return True
-        if word in ("false", "no", "off", "0"):
-            return False
-    raise ValueError(f"{_PARAMS}.{key}: expected true or false, got {value!r}")
+    return default if params.get(key) is None else params_.flag(params[key], key)
 
 
 def _int(params: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
-    value = params.get(key)
-    if value is None:
-        return default
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{_PARAMS}.{key}: expected a whole number, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{_PARAMS}.{key}: must be between {low} and {high}, got {value}")
-    return value
+    return default if params.get(key) is None else params_.whole(params[key], key, low, high)
 
 
 def _str(params: dict[str, Any], key: str, default: str | None = None) -> str | None:
     value = params.get(key)
-    if value is None or value == "":
-        return default
-    if not isinstance(value, str):
-        raise ValueError(f"{_PARAMS}.{key}: expected a string, got {value!r}")
-    return value
+    return default if value is None or value == "" else params_.text(value, key)
 
 
 def parse_settings(params: dict[str, Any]) -> S3Settings:
     """Validate ``storage.params``; a ValueError names the offending key."""
-    if not isinstance(params, dict):
-        raise ValueError(f"{_PARAMS}: expected a mapping of settings, got {params!r}")
-    unknown = sorted(str(k) for k in params if k not in _KNOWN)
-    if unknown:
-        raise ValueError(f"{_PARAMS}.{unknown[0]}: unknown setting of the s3 driver (known: {', '.join(_KNOWN)})")
+    params_.reject_unknown(params, _KNOWN, "s3")
     bucket = _str(params, "bucket")
     if bucket is None:
         raise ValueError(f"{_PARAMS}.bucket: required")
@@ -496,15 +468,19 @@ class S3Driver(StorageDriver):
             # Many S3-compatible stores do not know the CRC checksums botocore sends by default.
             options["request_checksum_calculation"] = "when_required"
             options["response_checksum_validation"] = "when_required"
-        return await _botocore_session().create_client(
-            "s3",
-            region_name=s.region,
-            endpoint_url=s.endpoint_url,
-            aws_access_key_id=s.access_key_id,
-            aws_secret_access_key=s.secret_access_key,
-            aws_session_token=s.session_token,
-            config=AioConfig(**options),
-        ).__aenter__()
+        return (
+            await _botocore_session()
+            .create_client(
+                "s3",
+                region_name=s.region,
+                endpoint_url=s.endpoint_url,
+                aws_access_key_id=s.access_key_id,
+                aws_secret_access_key=s.secret_access_key,
+                aws_session_token=s.session_token,
+                config=AioConfig(**options),
+            )
+            .__aenter__()
+        )
 
     async def _ensure_bucket(self, client: Any) -> None:
         try:

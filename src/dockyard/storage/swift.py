@@ -68,6 +68,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from . import params as params_
 from .driver import FileInfo, FileWriter, InvalidOffset, PathNotFound, StorageDriver
 
 MiB = 1 << 20
@@ -151,58 +152,39 @@ _INTS = {"segment_size_mib": (1, MAX_SEGMENT_MIB), "redirect_expiry_seconds": (1
 KNOWN = frozenset((*_STRINGS, *_BOOLS, *_INTS))
 
 
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    raise ValueError(f"storage.swift.{key} must be true or false, not {value!r}")
-
-
 def _int(key: str, value: Any) -> int:
-    low, high = _INTS[key]
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"storage.swift.{key} must be a whole number, not {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"storage.swift.{key} must be a whole number, not {value!r}") from None
-    if not low <= number <= high:
-        raise ValueError(f"storage.swift.{key} must be between {low} and {high}, not {number}")
-    return number
+    return params_.whole(value, key, *_INTS[key])
 
 
 def parse_settings(params: dict[str, Any]) -> SwiftSettings:
     """Validate ``storage.params``; every problem names its key."""
-    unknown = sorted(set(params) - KNOWN)
-    if unknown:
-        raise ValueError(f"unknown storage.swift setting(s): {', '.join(unknown)} (known: {', '.join(sorted(KNOWN))})")
+    params_.reject_unknown(params, KNOWN, "swift")
     strings: dict[str, str] = {}
     for key in _STRINGS:
         value = params.get(key)
         if value is None:
             continue
-        if not isinstance(value, str):
-            raise ValueError(f"storage.swift.{key} must be a string, not {value!r}")
-        strings[key] = value
+        strings[key] = params_.text(value, key)
     if "key" in strings and "password" in strings:
-        raise ValueError("storage.swift.key and storage.swift.password are the same setting: give one")
+        raise ValueError("storage.params.key and storage.params.password are the same setting: give one")
     password = strings.pop("key", None) or strings.pop("password", "")
     for key in ("auth_url", "username", "container"):
         if not strings.get(key, "").strip():
-            raise ValueError(f"storage.swift.{key} is required")
+            raise ValueError(f"storage.params.{key} is required")
     if not password:
-        raise ValueError("storage.swift.password (or key) is required")
+        raise ValueError("storage.params.password (or key) is required")
     auth = urlsplit(strings["auth_url"])
     if auth.scheme not in ("http", "https") or not auth.netloc:
-        raise ValueError(f"storage.swift.auth_url must be an http(s) URL, not {strings['auth_url']!r}")
+        raise ValueError(f"storage.params.auth_url must be an http(s) URL, not {strings['auth_url']!r}")
     container = strings["container"]
     if "/" in container or len(container) > 256:
-        raise ValueError(f"storage.swift.container must be a container name (no '/', at most 256 bytes): {container!r}")
+        raise ValueError(
+            f"storage.params.container must be a container name (no '/', at most 256 bytes): {container!r}"
+        )
     prefix = strings.get("prefix", "").strip("/")
     if prefix and not _SEGMENT_RE.fullmatch(prefix) or any(p in (".", "..") for p in prefix.split("/")):
-        raise ValueError(f"storage.swift.prefix must be path components of [A-Za-z0-9._-], not {prefix!r}")
-    bools = {key: _bool(key, params[key]) for key in _BOOLS if params.get(key) is not None}
+        raise ValueError(f"storage.params.prefix must be path components of [A-Za-z0-9._-], not {prefix!r}")
+    bools = {key: params_.flag(params[key], key) for key in _BOOLS if params.get(key) is not None}
     ints = {key: _int(key, params[key]) for key in _INTS if params.get(key) is not None}
     settings = SwiftSettings(
         auth_url=strings["auth_url"].rstrip("/"),
@@ -224,11 +206,11 @@ def parse_settings(params: dict[str, Any]) -> SwiftSettings:
         tls_verify=bools.get("tls_verify", True),
     )
     if settings.redirect and not settings.temp_url_key:
-        raise ValueError("storage.swift.redirect needs storage.swift.temp_url_key (the key TempURLs are signed with)")
+        raise ValueError("storage.params.redirect needs storage.params.temp_url_key (the key TempURLs are signed with)")
     if settings.keystone and not (settings.project_name or settings.project_id):
-        raise ValueError("storage.swift.project_name (or project_id) is required with a Keystone v3 auth_url")
+        raise ValueError("storage.params.project_name (or project_id) is required with a Keystone v3 auth_url")
     if settings.interface not in ("public", "internal", "admin"):
-        raise ValueError(f"storage.swift.interface must be public, internal or admin, not {settings.interface!r}")
+        raise ValueError(f"storage.params.interface must be public, internal or admin, not {settings.interface!r}")
     return settings
 
 
@@ -666,7 +648,7 @@ class SwiftDriver(StorageDriver):
                 if r.status_code == 404:
                     raise RuntimeError(
                         f"Swift container {self._settings.container!r} does not exist "
-                        "(create it, or set storage.swift.create_container: true)"
+                        "(create it, or set storage.params.create_container: true)"
                     )
                 if r.status_code not in (200, 204):
                     raise SwiftError(f"checking container {self._settings.container}", r)
