@@ -133,14 +133,20 @@ def main() -> None:
         work = Path(tmp)
         print(f"filesystem: measuring ({args.layer_mib} MiB layer, {args.big_mib} MiB chunked)", file=sys.stderr)
         results.append(measure("filesystem", {}, None, args, work))
+        print(f"filesystem: {json.dumps(results[-1])}", file=sys.stderr)
         for name in names:
             print(f"{name}: starting its server", file=sys.stderr)
-            store = backends.start(name, work / f"store-{name}")
+            try:
+                store = backends.start(name, work / f"store-{name}")
+            except Exception as e:
+                results.append({"backend": name, "error": f"cannot start its server: {type(e).__name__}: {e}"})
+                continue
             try:
                 env = store.server_env(f"bench-{uuid.uuid4().hex[:8]}")
                 redirect = {**env, "DOCKYARD_STORAGE__PARAMS__REDIRECT": "true"}
                 print(f"{name}: measuring", file=sys.stderr)
                 results.append(measure(name, env, redirect, args, work))
+                print(f"{name}: {json.dumps(results[-1])}", file=sys.stderr)
             except Exception as e:  # one backend failing still reports the others
                 results.append({"backend": name, "error": f"{type(e).__name__}: {e}"})
             finally:

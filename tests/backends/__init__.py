@@ -38,6 +38,7 @@ def names() -> list[str]:
 
 
 def start(name: str, workdir: Path) -> Backend:
+    workdir.mkdir(parents=True, exist_ok=True)
     backend: Backend = importlib.import_module(f"{__name__}.{name}").start(workdir)
     return backend
 
