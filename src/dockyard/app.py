@@ -31,6 +31,7 @@ from .trust.policy import SignaturePolicy
 from .trust.routes import ROUTES as TRUST_ROUTES
 from .trust.service import TrustService
 from .trust.signer.setup import build_signer
+from .ui.routes import ROUTES as UI_ROUTES
 from .webhooks import WebhookService
 
 log = logging.getLogger("dockyard")
@@ -120,7 +121,7 @@ def create_app(settings: Settings) -> Starlette:
         *metrics.ROUTES,
     ]
     if auth is not None:
-        routes += AUTH_ROUTES
+        routes += AUTH_ROUTES + UI_ROUTES  # the UI works through /api/v0, which needs auth
     app = Starlette(
         routes=routes,
         middleware=middleware,

@@ -65,6 +65,9 @@ class AuthSettings:
     # LDAP provider settings (see auth.ldap.LdapSettings); empty = local accounts only.
     ldap: dict[str, Any] = field(default_factory=dict)
     ldap_sync_interval_seconds: int = 600
+    # Web UI sessions end after this long without a request, and this long after sign-in.
+    session_idle_seconds: int = 3600
+    session_max_seconds: int = 12 * 3600
 
 
 def _default_trusted_proxies() -> list[str]:

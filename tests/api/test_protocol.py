@@ -51,6 +51,9 @@ PATHS = {
     "/jobs/{job_id}/logs": {"get"},
     "/crons": {"get", "post"},
     "/crons/{name}": {"get", "patch", "delete"},
+    "/session": {"get", "post", "delete"},
+    "/stats": {"get"},
+    "/repositories/{namespace}/{repo}/manifests/{reference}": {"get"},
 }
 
 

@@ -14,7 +14,21 @@ from ..jobs import JobSystem
 from ..metadata.db import Database
 from ..registry.services import Registry
 from ..trust.policy import SignaturePolicy
-from . import access, accounts, audit, jobs, lifecycle, repositories, signatures, teams, tokens, webhooks
+from . import (
+    access,
+    accounts,
+    audit,
+    content,
+    jobs,
+    lifecycle,
+    repositories,
+    session,
+    signatures,
+    stats,
+    teams,
+    tokens,
+    webhooks,
+)
 from .deps import ApiContext
 from .errors import HANDLERS, RESPONSES
 
@@ -89,6 +103,21 @@ def build_fastapi(
     )
     policy = signature_policy if signature_policy is not None else SignaturePolicy(db)
     api.state.api = ApiContext(auth=auth, db=db, registry=registry, signature_policy=policy, jobs=job_system)
-    for module in (accounts, teams, repositories, access, tokens, audit, lifecycle, signatures, webhooks, jobs):
+    routers = (
+        session,
+        accounts,
+        teams,
+        repositories,
+        content,
+        access,
+        tokens,
+        audit,
+        lifecycle,
+        signatures,
+        webhooks,
+        jobs,
+        stats,
+    )
+    for module in routers:
         api.include_router(module.router, responses=RESPONSES)
     return api

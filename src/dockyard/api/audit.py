@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from .deps import User
-from .schemas import AuditEvent, AuditList
+from .schemas import MAX_ROW_ID, AuditEvent, AuditList
 
 router = APIRouter(tags=["audit"])
 
@@ -17,7 +17,9 @@ router = APIRouter(tags=["audit"])
 async def audit(
     caller: User,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many events")] = 100,
-    before: Annotated[int | None, Query(ge=1, description="only events with a smaller id (the next page)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="only events with a smaller id (the next page)")
+    ] = None,
     actor: Annotated[str | None, Query(max_length=255, description="only events by this account")] = None,
 ) -> AuditList:
     """Administrators only."""

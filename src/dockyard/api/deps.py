@@ -1,7 +1,10 @@
 """Who is calling, and what they may do: every authorization decision of /api/v0 is here.
 
-Identity: HTTP Basic with a password or an access token (``AccountService.authenticate``);
-no credentials means anonymous. The rules, deny unless one of them allows:
+Identity: HTTP Basic with a password or an access token (``AccountService.authenticate``),
+else the web UI's session cookie (``SessionService``); no credentials means anonymous. A
+request authenticated by the cookie that changes state (POST, PUT, PATCH, DELETE) must carry
+the session's CSRF token in ``X-CSRF-Token``, or it is refused (403): a browser sends the
+cookie on requests other sites make it send, never that header. The rules, deny unless one of them allows:
 
     system admin            everything
     any signed-in user      list and read accounts; own account, password and tokens
@@ -28,6 +31,7 @@ from ..auth.access import RANK
 from ..auth.accounts import OWNERS, LoginFailed, TooManyAttempts
 from ..auth.principal import ANONYMOUS, Principal
 from ..auth.services import AuthServices
+from ..auth.sessions import COOKIE, CSRF_HEADER, ActiveSession
 from ..jobs import JobSystem
 from ..metadata import accounts as q
 from ..metadata import admin
@@ -54,6 +58,7 @@ class Caller:
     principal: Principal
     ctx: ApiContext
     address: str
+    session: ActiveSession | None = None  # when authenticated by the UI's session cookie
 
     @property
     def name(self) -> str:
@@ -130,6 +135,7 @@ class Caller:
         return row
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _basic = HTTPBasic(realm="dockyard", auto_error=False, description="a password, or an access token (dyat_…)")
 
 
@@ -148,7 +154,15 @@ async def anyone(
     if credentials is None:
         if request.headers.get("authorization"):
             raise Unauthorized("unsupported authorization scheme; use Basic")
-        return Caller(ANONYMOUS, ctx, address)
+        cookie = request.cookies.get(COOKIE)
+        session = await ctx.auth.sessions.resolve(cookie) if cookie else None
+        if session is None:
+            return Caller(ANONYMOUS, ctx, address)  # an ended session reads as signed out
+        if request.method not in SAFE_METHODS and not ctx.auth.sessions.csrf_matches(
+            session, request.headers.get(CSRF_HEADER)
+        ):
+            raise Denied(f"missing or wrong {CSRF_HEADER} header: a request signed in by the session cookie needs it")
+        return Caller(session.principal, ctx, address, session)
     try:
         principal = await ctx.auth.accounts.authenticate(credentials.username, credentials.password, address)
     except LoginFailed:

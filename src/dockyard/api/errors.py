@@ -103,9 +103,20 @@ def envelope(status: int, messages: list[str], headers: dict[str, str] | None = 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+UI_CLIENT = ("x-requested-with", "dockyard-ui")
+
+
+def _headers_for(request: Request, headers: dict[str, str]) -> dict[str, str]:
+    # A Basic challenge makes a browser open its own password box over the web UI's sign-in
+    # page; the UI marks its requests, and gets the 401 without the challenge.
+    if request.headers.get(UI_CLIENT[0]) == UI_CLIENT[1]:
+        return {k: v for k, v in headers.items() if k.lower() != "www-authenticate"}
+    return headers
+
+
 async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return envelope(exc.status, [exc.message], exc.headers)
+    return envelope(exc.status, [exc.message], _headers_for(request, exc.headers))
 
 
 async def on_account_error(request: Request, exc: Exception) -> JSONResponse:
@@ -146,7 +157,7 @@ async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         message = f"{request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    return envelope(exc.status_code, [message], dict(exc.headers or {}))
+    return envelope(exc.status_code, [message], _headers_for(request, dict(exc.headers or {})))
 
 
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

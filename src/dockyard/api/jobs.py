@@ -16,7 +16,7 @@ from pydantic import Field
 from ..jobs import BadCron, BadParameters, Job, JobLog, JobSystem, Schedule, ScheduleExists, UnknownAction
 from .deps import Caller, User
 from .errors import BadRequest, Conflict, NotFound, Unavailable
-from .schemas import Body, Schema, timestamp
+from .schemas import MAX_ROW_ID, Body, RowId, Schema, timestamp
 
 router = APIRouter(tags=["jobs"])
 
@@ -181,7 +181,10 @@ async def list_jobs(
     action: Annotated[str | None, Query(max_length=64, description="only jobs of this action")] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000, description="at most this many")] = 100,
     page_start: Annotated[
-        int | None, Query(alias="pageStart", ge=1, description="the last id of the previous page (X-Next-Page-Start)")
+        int | None,
+        Query(
+            alias="pageStart", ge=1, le=MAX_ROW_ID, description="the last id of the previous page (X-Next-Page-Start)"
+        ),
     ] = None,
 ) -> JobList:
     system = _system(caller)
@@ -222,17 +225,19 @@ async def list_actions(caller: User) -> ActionList:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="Get a job")
-async def get_job(caller: User, job_id: int) -> JobOut:
+async def get_job(caller: User, job_id: RowId) -> JobOut:
     return job_out(await _job(_system(caller), job_id))
 
 
 @router.get("/jobs/{job_id}/logs", response_model=LogList, summary="A job's log, oldest first")
 async def job_logs(
     caller: User,
-    job_id: int,
+    job_id: RowId,
     response: Response,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=10000, description="at most this many")] = 1000,
-    page_start: Annotated[int | None, Query(alias="pageStart", ge=0, description="only lines after this id")] = None,
+    page_start: Annotated[
+        int | None, Query(alias="pageStart", ge=0, le=MAX_ROW_ID, description="only lines after this id")
+    ] = None,
 ) -> LogList:
     system = _system(caller)
     await _job(system, job_id)
@@ -249,7 +254,7 @@ async def job_logs(
     status_code=status.HTTP_202_ACCEPTED,
     summary="Cancel a job",
 )
-async def cancel_job(caller: User, job_id: int) -> JobOut:
+async def cancel_job(caller: User, job_id: RowId) -> JobOut:
     """A waiting job is cancelled at once; a running one gets ``cancelRequested`` and stops at
     its next checkpoint. A job that has ended is a 409."""
     system = _system(caller)

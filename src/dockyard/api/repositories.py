@@ -24,6 +24,7 @@ from .schemas import (
     RepositoryList,
     RepositoryPatch,
     Tag,
+    Visibility,
     repository_out,
     tag_out,
 )
@@ -35,16 +36,23 @@ REPOSITORY_NAME = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 NEXT_PAGE = "X-Next-Page-Start"
 PageSize = Annotated[int, Query(alias="pageSize", ge=1, le=1000, description="at most this many")]
 PageStart = Annotated[str | None, Query(alias="pageStart", description="the last name of the previous page")]
+Search = Annotated[str | None, Query(max_length=255, description="only names containing this")]
+VisibilityFilter = Annotated[Visibility | None, Query(description="only public or only private repositories")]
 
 
 async def _visible_page(
-    caller: Caller, namespace: str | None, start: str | None, size: int
+    caller: Caller,
+    namespace: str | None,
+    start: str | None,
+    size: int,
+    search: str | None = None,
+    visibility: str | None = None,
 ) -> tuple[list[admin.RepositoryRow], bool]:
     """A page of the repositories the caller may read, filled from further rows as needed."""
     items: list[admin.RepositoryRow] = []
     cursor = start
     while True:
-        rows = await caller.ctx.db.read(admin.repositories_page, namespace, cursor, size + 1)
+        rows = await caller.ctx.db.read(admin.repositories_page, namespace, cursor, size + 1, search, visibility)
         batch = rows[:size]
         visible = set(await caller.ctx.auth.access.visible(caller.principal, [r.name for r in batch]))
         for row in batch:
@@ -64,21 +72,32 @@ def _page_headers(response: Response, items: list[str], more: bool) -> None:
 
 @router.get("/repositories", response_model=RepositoryList, summary="Repositories visible to the caller")
 async def list_all(
-    caller: Anyone, response: Response, page_size: PageSize = 100, page_start: PageStart = None
+    caller: Anyone,
+    response: Response,
+    page_size: PageSize = 100,
+    page_start: PageStart = None,
+    search: Search = None,
+    visibility: VisibilityFilter = None,
 ) -> RepositoryList:
     """Anonymous callers see the public repositories."""
-    rows, more = await _visible_page(caller, None, page_start, page_size)
+    rows, more = await _visible_page(caller, None, page_start, page_size, search, visibility)
     _page_headers(response, [r.name for r in rows], more)
     return RepositoryList(repositories=[repository_out(r) for r in rows])
 
 
 @router.get("/repositories/{namespace}", response_model=RepositoryList, summary="Repositories of a namespace")
 async def list_namespace(
-    caller: Anyone, namespace: str, response: Response, page_size: PageSize = 100, page_start: PageStart = None
+    caller: Anyone,
+    namespace: str,
+    response: Response,
+    page_size: PageSize = 100,
+    page_start: PageStart = None,
+    search: Search = None,
+    visibility: VisibilityFilter = None,
 ) -> RepositoryList:
     await caller.ctx.auth.accounts.get(namespace)
     start = page_start if page_start is None or "/" in page_start else f"{namespace}/{page_start}"
-    rows, more = await _visible_page(caller, namespace, start, page_size)
+    rows, more = await _visible_page(caller, namespace, start, page_size, search, visibility)
     _page_headers(response, [r.short_name for r in rows], more)
     return RepositoryList(repositories=[repository_out(r) for r in rows])
 

@@ -7,8 +7,10 @@ built from the services' frozen records by the ``*_out`` functions, never from O
 from __future__ import annotations
 
 import datetime
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -17,6 +19,10 @@ from ..metadata import accounts as q
 from ..metadata.admin import RepositoryRow, TagRow
 from ..trust.policy import NotarySignature
 
+# A row id in a path: bounded to what the database's integers hold (a larger one is a 422,
+# not an overflow deep in the driver).
+MAX_ROW_ID = 2**63 - 1  # the databases' 64-bit integers: a larger id is a 422, not an overflow
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row id")]
 AccessLevel = Literal["read-only", "read-write", "admin"]
 Visibility = Literal["public", "private"]
 SignatureKind = Literal["notary", "cosign", "notation"]
@@ -213,6 +219,27 @@ class Tag(Schema):
     updated_at: datetime.datetime
     signed: bool = Field(False, description="a valid Notary signature names this tag at its current digest")
     signatures: list[TagSignature] = Field(default_factory=list, description="the valid Notary signatures of the tag")
+    platforms: list[str] = Field(
+        default_factory=list, description='of a multi-arch image (an index): "os/architecture[/variant]" of each child'
+    )
+
+
+def platforms_of(content: bytes) -> list[str]:
+    """The platforms an index lists, as "os/arch[/variant]"; [] when it is not one or lists none."""
+    if not content:
+        return []
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        return []
+    out: list[str] = []
+    for child in doc.get("manifests", []) if isinstance(doc, dict) else []:
+        p = child.get("platform") if isinstance(child, dict) else None
+        if isinstance(p, dict) and p.get("os") and p.get("architecture") and p.get("os") != "unknown":
+            name = f"{p['os']}/{p['architecture']}" + (f"/{p['variant']}" if p.get("variant") else "")
+            if name not in out:
+                out.append(name)
+    return out
 
 
 def tag_out(t: TagRow, signatures: list[NotarySignature] | None = None) -> Tag:
@@ -235,6 +262,7 @@ def tag_out(t: TagRow, signatures: list[NotarySignature] | None = None) -> Tag:
         updated_at=datetime.datetime.fromtimestamp(t.updated_at, datetime.UTC),
         signed=any(s.matches for s in signed),
         signatures=signed,
+        platforms=platforms_of(t.content),
     )
 
 

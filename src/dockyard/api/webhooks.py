@@ -20,7 +20,7 @@ from ..metadata.webhooks import Delivery, Subscription
 from ..webhooks import EVENTS, SCOPES, WebhookService
 from .deps import Caller, User
 from .errors import ApiError, BadRequest, NotFound, Unavailable
-from .schemas import timestamp
+from .schemas import MAX_ROW_ID, RowId, timestamp
 
 router = APIRouter(tags=["webhooks"])
 
@@ -219,13 +219,13 @@ async def create_webhook(caller: User, body: WebhookIn) -> WebhookCreated:
 
 
 @router.get("/webhooks/{webhook_id}", response_model=WebhookOut, summary="A webhook")
-async def get_webhook(caller: User, webhook_id: int) -> WebhookOut:
+async def get_webhook(caller: User, webhook_id: RowId) -> WebhookOut:
     _, sub = await _subscription(caller, webhook_id)
     return _out(sub)
 
 
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut, summary="Change a webhook")
-async def patch_webhook(caller: User, webhook_id: int, body: WebhookPatch) -> WebhookOut:
+async def patch_webhook(caller: User, webhook_id: RowId, body: WebhookPatch) -> WebhookOut:
     """Change its URL, events, secret or whether it is active; scope and target stay."""
     service, sub = await _subscription(caller, webhook_id)
     if body.secret is not None and not 0 < len(body.secret) <= 1024:
@@ -242,7 +242,7 @@ async def patch_webhook(caller: User, webhook_id: int, body: WebhookPatch) -> We
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries")
-async def delete_webhook(caller: User, webhook_id: int) -> Response:
+async def delete_webhook(caller: User, webhook_id: RowId) -> Response:
     service, sub = await _subscription(caller, webhook_id)
     await service.delete(sub.id)
     await caller.audit("webhook.delete", f"webhook:{sub.id}", {"scope": sub.scope, "target": sub.target})
@@ -256,9 +256,11 @@ async def delete_webhook(caller: User, webhook_id: int) -> Response:
 )
 async def list_deliveries(
     caller: User,
-    webhook_id: int,
+    webhook_id: RowId,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many")] = 50,
-    before: Annotated[int | None, Query(ge=1, description="only deliveries with a smaller id (the next page)")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="only deliveries with a smaller id (the next page)")
+    ] = None,
 ) -> DeliveryList:
     service, sub = await _subscription(caller, webhook_id)
     rows = await service.deliveries(sub.id, limit + 1, before)
@@ -273,7 +275,7 @@ async def list_deliveries(
     status_code=202,
     summary="Send a delivery's body again, as a new delivery",
 )
-async def redeliver(caller: User, webhook_id: int, delivery_id: int) -> DeliveryOut:
+async def redeliver(caller: User, webhook_id: RowId, delivery_id: RowId) -> DeliveryOut:
     """The new delivery is pending; the delivery loop sends it (with retries) in a moment."""
     service, sub = await _subscription(caller, webhook_id)
     original = await service.delivery(sub.id, delivery_id)
@@ -289,7 +291,7 @@ async def redeliver(caller: User, webhook_id: int, delivery_id: int) -> Delivery
     response_model=DeliveryOut,
     summary="Send a ping event now and return how it went",
 )
-async def test_webhook(caller: User, webhook_id: int) -> DeliveryOut:
+async def test_webhook(caller: User, webhook_id: RowId) -> DeliveryOut:
     """One attempt, no retries; sent even when the webhook is inactive."""
     service, sub = await _subscription(caller, webhook_id)
     return _delivery(await service.ping(sub))

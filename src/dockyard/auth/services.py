@@ -13,6 +13,7 @@ from .audit import AuditLog
 from .keys import SigningKey, master_key
 from .passwords import Passwords
 from .ratelimit import FailureLimiter
+from .sessions import SessionService
 from .tokens import TokenService
 
 
@@ -22,6 +23,7 @@ class AuthServices:
     access: AccessPolicy
     tokens: TokenService
     audit: AuditLog
+    sessions: SessionService
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> AuthServices:
@@ -45,4 +47,5 @@ class AuthServices:
             access=AccessPolicy(db, a.create_repository_on_push),
             tokens=TokenService(key, a.issuer, a.service, a.token_ttl_seconds, a.refresh_ttl_seconds),
             audit=audit,
+            sessions=SessionService(db, a.session_idle_seconds, a.session_max_seconds),
         )

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, exists, select, update
+from sqlalchemy import Connection, Select, case, delete, exists, literal, select, update
 
+from ..registry.mediatypes import INDEX_TYPES
 from . import accounts as acc
 from . import queries
 from .models import (
@@ -50,6 +51,7 @@ class TagRow:
     media_type: str
     size: int
     updated_at: float
+    content: bytes = b""  # the manifest's bytes, read only for indexes (their platforms)
 
 
 def _repository_query() -> Select[Any]:
@@ -79,13 +81,27 @@ def repository(conn: Connection, name: str) -> RepositoryRow | None:
     return _repository(row) if row else None
 
 
-def repositories_page(conn: Connection, namespace: str | None, after: str | None, limit: int) -> list[RepositoryRow]:
-    """Repositories by name, after ``after``; only those of ``namespace`` when given."""
+def repositories_page(
+    conn: Connection,
+    namespace: str | None,
+    after: str | None,
+    limit: int,
+    search: str | None = None,
+    visibility: str | None = None,
+) -> list[RepositoryRow]:
+    """Repositories by name, after ``after`` (the unique name index keeps every page one range
+    scan); only those of ``namespace``, whose name contains ``search``, of ``visibility``."""
     q = _repository_query().order_by(repositories.c.name).limit(limit)
     if namespace is not None:
         q = q.where(repositories.c.name.startswith(namespace + "/", autoescape=True))
     if after:
         q = q.where(repositories.c.name > after)
+    if search:
+        q = q.where(repositories.c.name.contains(search.lower(), autoescape=True))
+    if visibility == "public":
+        q = q.where(repository_settings.c.visibility == "public")
+    elif visibility == "private":
+        q = q.where((repository_settings.c.visibility != "public") | repository_settings.c.visibility.is_(None))
     return [_repository(r) for r in conn.execute(q)]
 
 
@@ -136,8 +152,11 @@ def delete_repository(conn: Connection, repo_id: int) -> None:
 
 
 def tags_page(conn: Connection, repo_id: int, after: str | None, limit: int) -> list[TagRow]:
+    """A page of tags by name; an index's bytes come along, for its platforms."""
+    index = manifests.c.media_type.in_(sorted(INDEX_TYPES))
+    content = case((index, manifests.c.content), else_=literal(b""))
     q = (
-        select(tags.c.name, manifests.c.digest, manifests.c.media_type, manifests.c.size, tags.c.updated_at)
+        select(tags.c.name, manifests.c.digest, manifests.c.media_type, manifests.c.size, tags.c.updated_at, content)
         .select_from(tags.join(manifests, manifests.c.id == tags.c.manifest_id))
         .where(tags.c.repository_id == repo_id)
         .order_by(tags.c.name)
@@ -145,7 +164,7 @@ def tags_page(conn: Connection, repo_id: int, after: str | None, limit: int) -> 
     )
     if after is not None:
         q = q.where(tags.c.name > after)
-    return [TagRow(r[0], r[1], r[2], int(r[3]), float(r[4])) for r in conn.execute(q)]
+    return [TagRow(r[0], r[1], r[2], int(r[3]), float(r[4]), bytes(r[5] or b"")) for r in conn.execute(q)]
 
 
 def team_repository_grants(conn: Connection, team_id: int) -> list[tuple[RepositoryRow, str]]:

@@ -72,6 +72,7 @@ manifests = Table(
     Column("created_at", Float, nullable=False),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
+    Index("ix_manifests_created_at", "created_at"),  # the dashboard's pushes over time
 )
 
 # What a manifest points at: kind "blob" (config, layers) or "manifest" (index children).
@@ -390,4 +391,22 @@ job_logs = Table(
     Column("level", String(16), nullable=False),
     Column("message", Text, nullable=False),
     Index("ix_job_logs_job", "job_id", "id"),
+)
+
+# --- web UI sessions ----------------------------------------------------------------------
+# A signed-in browser. The cookie carries a random token; only its SHA-256 is stored, so a
+# copy of the database does not sign anyone in. Ends at expires_at (absolute) or after the
+# idle limit since last_seen_at, whichever comes first.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),  # sent back in X-CSRF-Token by the UI
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("address", String(64), nullable=False, default=""),
+    Index("ix_sessions_account", "account_id"),
+    Index("ix_sessions_expires", "expires_at"),
 )
