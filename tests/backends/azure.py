@@ -7,6 +7,7 @@ on a free loopback port, keeping its data under the given work directory.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -80,6 +81,7 @@ def start(workdir: Path) -> Azurite:
                 *("--blobHost", "127.0.0.1", "--blobPort", str(port)),
                 *("--location", str(data)),
                 "--silent",
+                *(("--debug", os.environ["AZURITE_DEBUG_LOG"]) if os.environ.get("AZURITE_DEBUG_LOG") else ()),
                 "--skipApiVersionCheck",
                 "--disableTelemetry",
             ],
