@@ -20,6 +20,7 @@ the figures say what Dockyard's own path costs, not what a cloud store would giv
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import os
@@ -74,6 +75,35 @@ def second_process(first: Server, extra_env: dict[str, str]) -> Server:
         log_path=first.workdir / f"server-{port}.log",
         process=None,
     )
+
+
+def store_direct(name: str, params: dict[str, Any], size: int, work: Path) -> tuple[float, float]:
+    """MiB/s of writing then reading ``size`` bytes straight through the storage driver (no
+    HTTP, no registry): what the object store itself gives here, to judge Dockyard's share."""
+    from dockyard.storage.factory import create_driver
+
+    data = os.urandom(size)
+
+    async def go() -> tuple[float, float]:
+        driver = create_driver(name, params, str(work / "direct"))
+        try:
+            t0 = time.perf_counter()
+            writer = await driver.writer("/bench/direct")
+            for i in range(0, size, MiB):
+                await writer.write(data[i : i + MiB])
+            await writer.commit()
+            t1 = time.perf_counter()
+            got = 0
+            async for chunk in driver.read("/bench/direct"):
+                got += len(chunk)
+            t2 = time.perf_counter()
+            assert got == size
+            await driver.delete("/bench/direct")
+            return size / MiB / (t1 - t0), size / MiB / (t2 - t1)
+        finally:
+            await driver.close()
+
+    return asyncio.run(go())
 
 
 def measure(
@@ -142,10 +172,13 @@ def main() -> None:
                 results.append({"backend": name, "error": f"cannot start its server: {type(e).__name__}: {e}"})
                 continue
             try:
-                env = store.server_env(f"bench-{uuid.uuid4().hex[:8]}")
+                prefix = f"bench-{uuid.uuid4().hex[:8]}"
+                env = store.server_env(prefix)
+                put, get = store_direct(name, store.params(f"{prefix}-direct"), args.layer_mib * MiB, work)
                 redirect = {**env, "DOCKYARD_STORAGE__PARAMS__REDIRECT": "true"}
                 print(f"{name}: measuring", file=sys.stderr)
                 results.append(measure(name, env, redirect, args, work))
+                results[-1].update(direct_put_mib_s=round(put, 1), direct_get_mib_s=round(get, 1))
                 print(f"{name}: {json.dumps(results[-1])}", file=sys.stderr)
             except Exception as e:  # one backend failing still reports the others
                 results.append({"backend": name, "error": f"{type(e).__name__}: {e}"})
@@ -158,7 +191,7 @@ def main() -> None:
                 row[key.replace("_mib_s", "_ratio")] = round(row[key] / base[key.replace("_redirect", "")], 2)
     print(
         f"{'backend':<11}{'push MiB/s':>11}{'pull MiB/s':>11}{'redirect':>10}"
-        f"{'push x':>8}{'pull x':>8}{'redir x':>8}{'peak RSS (MiB)':>16}"
+        f"{'push x':>8}{'pull x':>8}{'redir x':>8}{'peak RSS (MiB)':>16}{'store put/get MiB/s':>21}"
     )
     for r in results:
         if "error" in r:
@@ -168,8 +201,10 @@ def main() -> None:
             f"{r['backend']:<11}{r['push_mib_s']:>11}{r['pull_mib_s']:>11}{r.get('pull_redirect_mib_s', '-'):>10}"
             f"{r.get('push_ratio', 1.0):>8}{r.get('pull_ratio', 1.0):>8}{r.get('pull_redirect_ratio', '-'):>8}"
             f"{r['peak_rss_big_push_mib']:>16}"
+            f"{str(r.get('direct_put_mib_s', '-')) + '/' + str(r.get('direct_get_mib_s', '-')):>21}"
         )
-    print(f"(ratios: backend / filesystem; peak RSS of Dockyard during a {args.big_mib} MiB push in 32 MiB chunks)")
+    print(f"(ratios: backend / filesystem; peak RSS of Dockyard during a {args.big_mib} MiB push in 32 MiB chunks;")
+    print(" store put/get: the same layer straight through the driver, no HTTP: the emulator's own speed)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
