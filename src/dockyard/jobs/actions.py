@@ -60,19 +60,20 @@ def register_registry_actions(
         # The collector's log and progress are plain callbacks; what they report is written
         # out at its checkpoints (one per batch) and at the end.
         lines: list[str] = []
-        latest: dict[str, tuple[int, int]] = {}
+        phases: set[str] = set()
+        pending: list[tuple[int, int]] = []  # the newest (done, total) not yet written
 
-        def progress(name: str, done: int, total: int) -> None:
-            if name not in latest:
-                lines.append(f"{name}: {total} to go through")
-            latest[name] = (done, total)
-            latest["now"] = (done, total)
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in phases:
+                phases.add(phase)
+                lines.append(f"{phase}: {total} to go through")
+            pending[:] = [(done, total)]
 
         async def flush() -> None:
             while lines:
                 await ctx.log(lines.pop(0))
-            if "now" in latest:
-                await ctx.progress(*latest.pop("now"))
+            if pending:
+                await ctx.progress(*pending.pop())
 
         async def checkpoint() -> None:
             await flush()
