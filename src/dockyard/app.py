@@ -87,7 +87,11 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(jobs.run()), asyncio.create_task(webhooks.run())]
+        tasks = [
+            asyncio.create_task(jobs.run()),
+            asyncio.create_task(webhooks.run()),
+            asyncio.create_task(registry.pulls.run()),
+        ]
         if trust is not None:
             tasks.append(asyncio.create_task(refresh_timestamps(trust)))
         if auth is not None:
@@ -106,6 +110,10 @@ def create_app(settings: Settings) -> Starlette:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:
+            await registry.pulls.flush()  # the pulls counted since the last flush
+        except Exception:
+            log.exception("could not record the last pulls at shutdown")
         await storage.close()
         if signer is not None:
             await signer.close()

@@ -46,6 +46,8 @@ class RegistrySettings:
     tags_max_entries: int = 10000
     # Check that an index's children exist in the repository before accepting it.
     validate_index_children: bool = True
+    # Pulls are counted in memory and written this often (a killed process loses at most these).
+    pull_flush_seconds: float = 5.0
 
 
 @dataclass(frozen=True)

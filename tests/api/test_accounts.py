@@ -162,3 +162,23 @@ def test_admin_cannot_delete_itself_and_others_cannot_delete(api: Api) -> None:
     assert api.call("DELETE", "/accounts/admin", ADMIN).status_code == 409
     assert api.call("DELETE", "/accounts/victim", creds("victim")).status_code == 403
     assert api.call("DELETE", "/accounts/victim").status_code == 401
+
+
+def test_accounts_list_pages_by_name(api: Api) -> None:
+    for name in ("pg-a", "pg-b", "pg-c", "pg-d", "pg-e"):
+        api.user(name)
+    everyone = [a["name"] for a in api.ok("GET", "/accounts?type=user")["accounts"]]
+    seen: list[str] = []
+    start = None
+    while True:
+        params = {"type": "user", "pageSize": 2, **({"pageStart": start} if start else {})}
+        r = api.call("GET", "/accounts", ADMIN, params=params)
+        assert r.status_code == 200
+        page = [a["name"] for a in r.json()["accounts"]]
+        seen += page
+        start = r.headers.get("x-next-page-start")
+        if start is None:
+            break
+        assert len(page) == 2 and start == page[-1]
+    assert seen == everyone == sorted(everyone) and {"pg-a", "pg-e"} <= set(seen)
+    assert api.call("GET", "/accounts?pageSize=0", ADMIN).status_code == 422

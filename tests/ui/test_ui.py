@@ -80,7 +80,10 @@ def test_admin_scenario(page: Page, api: Api, ui_server: RunningServer, shots: S
     page.reload()
     row = page.locator("[data-tag='v1']")
     expect(row.locator("[data-platforms]")).to_have_text("linux/amd64, linux/arm64, linux/arm/v7")
-    expect(row.locator("[data-size]")).to_have_text(re.compile(r"\d+(\.\d)? (B|KB)"))
+    expect(row.locator("[data-size]")).to_have_text(re.compile(r"\d+(\.\d)? (B|KB|MB)"))
+    expect(row.locator("[data-last-pulled]")).to_have_text("never")
+    # the pull line names the first tag, not a ":latest" the repository may not have
+    expect(page.locator("[data-pull]")).to_have_text(f"docker pull {ui_server.host}/acme/app:v1")
     shots(page, "03-repository")
 
     # the tag page: children, pull line; then one image's layers, config and history
@@ -126,7 +129,9 @@ def test_admin_scenario(page: Page, api: Api, ui_server: RunningServer, shots: S
     # the other pages render
     go(page, "/")
     expect(page.locator("[data-stat='repositories']")).to_have_text("1")
-    expect(page.locator(".chart svg rect.bar")).to_have_count(30)
+    expect(page.locator("[data-chart='pushes'] svg rect.bar")).to_have_count(30)
+    expect(page.locator("[data-chart='pulls'] svg rect.bar")).to_have_count(30)
+    expect(page.locator("[data-stat='pulls']")).to_have_text(re.compile(r"^\d+$"))
     shots(page, "08-dashboard")
     go(page, "/repositories")
     expect(page.locator("[data-repo='acme/app']")).to_be_visible()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -26,10 +26,17 @@ router = APIRouter(tags=["accounts"])
 @router.get("/accounts", response_model=AccountList, summary="List accounts")
 async def list_accounts(
     caller: User,
+    response: Response,
     kind: Literal["user", "organization"] | None = Query(None, alias="type", description="only this kind"),
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000, description="at most this many")] = 1000,
+    page_start: Annotated[str | None, Query(alias="pageStart", description="the last name of a previous page")] = None,
 ) -> AccountList:
-    """Every signed-in user may list accounts (to find users to add to teams)."""
-    accounts = await caller.ctx.auth.accounts.list_accounts(kind)
+    """Every signed-in user may list accounts (to find users to add to teams). Paged by name as
+    the repositories are: when more follow, ``X-Next-Page-Start`` names the last one given."""
+    accounts = await caller.ctx.auth.accounts.list_accounts(kind, page_start, page_size + 1)
+    if len(accounts) > page_size:
+        accounts = accounts[:page_size]
+        response.headers["X-Next-Page-Start"] = accounts[-1].name
     return AccountList(accounts=[account_out(a, caller.principal) for a in accounts])
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import Field
 
-from ..metadata import queries
+from ..metadata import admin, queries
 from ..registry import codes, mediatypes
 from ..registry import digest as digests
 from ..registry.reference import check_tag
@@ -38,6 +38,9 @@ class ManifestDetail(Schema):
     digest: str
     media_type: str
     size: int
+    total_size: int = Field(
+        description="bytes a pull fetches: an image's manifest, config and layers; an index's sum of its images'"
+    )
     manifest: Any = Field(description="the manifest as pushed, parsed")
     layers: list[Descriptor]
     config: Any = Field(None, description="the image configuration (with its history), when an image")
@@ -95,12 +98,14 @@ async def manifest(caller: Anyone, namespace: str, repo: str, reference: str) ->
     if rec.media_type in mediatypes.IMAGE_TYPES and config_desc is not None and config_desc.size <= CONFIG_MAX:
         config = await _read_json(caller, row.name, config_desc.digest)
     referrers = await ctx.registry.manifests.referrers(row.name, rec.digest, None)
+    total = await ctx.db.read(admin.pull_size, row.id, rec.digest)
     return ManifestDetail(
         repository=row.name,
         reference=reference,
         digest=rec.digest,
         media_type=rec.media_type,
         size=rec.size,
+        total_size=total if total is not None else rec.size,
         manifest=doc,
         layers=layers,
         config=config,

@@ -48,21 +48,11 @@ async def _visible_page(
     search: str | None = None,
     visibility: str | None = None,
 ) -> tuple[list[admin.RepositoryRow], bool]:
-    """A page of the repositories the caller may read, filled from further rows as needed."""
-    items: list[admin.RepositoryRow] = []
-    cursor = start
-    while True:
-        rows = await caller.ctx.db.read(admin.repositories_page, namespace, cursor, size + 1, search, visibility)
-        batch = rows[:size]
-        visible = set(await caller.ctx.auth.access.visible(caller.principal, [r.name for r in batch]))
-        for row in batch:
-            if row.name in visible:
-                if len(items) == size:
-                    return items, True
-                items.append(row)
-        if len(rows) <= size:
-            return items, False
-        cursor = batch[-1].name
+    """A page of the repositories the caller may read: one query, the visibility rules in SQL
+    (metadata/visibility.py) for everyone but administrators."""
+    reader = caller.ctx.auth.access.reader(caller.principal)
+    rows = await caller.ctx.db.read(admin.repositories_page, namespace, start, size + 1, search, visibility, reader)
+    return rows[:size], len(rows) > size
 
 
 def _page_headers(response: Response, items: list[str], more: bool) -> None:

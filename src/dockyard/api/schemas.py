@@ -167,6 +167,13 @@ class Repository(Schema):
     created_at: datetime.datetime
     signed_only: bool = Field(description="pulls by tag need a valid signature of the tag's digest")
     accepted_signatures: list[SignatureKind] = Field(description="the signatures that count for signedOnly")
+    last_pulled_at: datetime.datetime | None = Field(
+        None, description="the last manifest GET (pulls are written every few seconds); null if never"
+    )
+
+
+def _time(t: float | None) -> datetime.datetime | None:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC) if t is not None else None
 
 
 def repository_out(r: RepositoryRow) -> Repository:
@@ -179,6 +186,7 @@ def repository_out(r: RepositoryRow) -> Repository:
         created_at=datetime.datetime.fromtimestamp(r.created_at, datetime.UTC),
         signed_only=r.signed_only,
         accepted_signatures=[_KINDS[k] for k in r.accepted_signatures if k in _KINDS],
+        last_pulled_at=_time(r.last_pulled_at),
     )
 
 
@@ -215,8 +223,12 @@ class Tag(Schema):
     name: str
     digest: str
     media_type: str
-    size: int
+    size: int = Field(
+        description="bytes a pull fetches: an image's manifest, config and layers; a multi-arch"
+        " index's sum of those of its images"
+    )
     updated_at: datetime.datetime
+    last_pulled_at: datetime.datetime | None = Field(None, description="the last GET of the tag's manifest by tag")
     signed: bool = Field(False, description="a valid Notary signature names this tag at its current digest")
     signatures: list[TagSignature] = Field(default_factory=list, description="the valid Notary signatures of the tag")
     platforms: list[str] = Field(
@@ -260,6 +272,7 @@ def tag_out(t: TagRow, signatures: list[NotarySignature] | None = None) -> Tag:
         media_type=t.media_type,
         size=t.size,
         updated_at=datetime.datetime.fromtimestamp(t.updated_at, datetime.UTC),
+        last_pulled_at=_time(t.last_pulled_at),
         signed=any(s.matches for s in signed),
         signatures=signed,
         platforms=platforms_of(t.content),

@@ -1,5 +1,7 @@
 """/stats: the dashboard's figures. Administrators see the whole registry; other callers the
-repositories they may read."""
+repositories they may read (the visibility rules as one SQL condition, metadata/visibility.py).
+Pulls are counted in memory and written every few seconds (registry/services/pulls.py), so the
+newest ones show up that much later."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from ..metadata import stats as q
+from ..metadata.visibility import readable_ids
 from .deps import User
 from .schemas import Schema
 
@@ -27,6 +30,7 @@ class Stats(Schema):
     manifests: int | None = Field(None, description="administrators only: manifests stored")
     storage_bytes: int = Field(description="bytes of the distinct blobs of those repositories")
     pushes: list[DayCount] = Field(description="manifests pushed per day (UTC), oldest first, zeros included")
+    pulls: list[DayCount] = Field(description="manifest GETs per day (UTC), oldest first, zeros included")
 
 
 @router.get("/stats", response_model=Stats, summary="Figures for the dashboard")
@@ -37,18 +41,23 @@ async def stats(
     today = int(time.time() // q.DAY)
     since = float((today - days + 1) * q.DAY)
     manifests: int | None = None
-    if caller.principal.is_admin:
+    reader = caller.ctx.auth.access.reader(caller.principal)
+    if reader is None:
         repos, stored, manifests = await db.read(q.totals)
-        per_day = await db.read(q.pushes_per_day, since)
+        pushed = await db.read(q.pushes_per_day, since)
+        pulled = await db.read(q.pulls_per_day_since, today - days + 1)
     else:
-        names = await caller.ctx.auth.access.visible(caller.principal, await db.read(q.all_repository_names))
-        ids = await db.read(q.repository_ids, names)
-        repos = len(ids)
+        ids = readable_ids(reader)
+        repos = await db.read(q.repository_count, ids)
         stored = await db.read(q.stored_bytes_of, ids)
-        per_day = await db.read(q.pushes_per_day, since, ids)
+        pushed = await db.read(q.pushes_per_day, since, ids)
+        pulled = await db.read(q.pulls_per_day_since, today - days + 1, ids)
     epoch = datetime.date(1970, 1, 1)
-    pushes = [
-        DayCount(day=epoch + datetime.timedelta(days=d), count=per_day.get(d, 0))
-        for d in range(today - days + 1, today + 1)
-    ]
-    return Stats(repositories=repos, manifests=manifests, storage_bytes=stored, pushes=pushes)
+    span = range(today - days + 1, today + 1)
+    return Stats(
+        repositories=repos,
+        manifests=manifests,
+        storage_bytes=stored,
+        pushes=[DayCount(day=epoch + datetime.timedelta(days=d), count=pushed.get(d, 0)) for d in span],
+        pulls=[DayCount(day=epoch + datetime.timedelta(days=d), count=pulled.get(d, 0)) for d in span],
+    )

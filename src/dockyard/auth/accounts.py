@@ -206,8 +206,10 @@ class AccountService:
             raise AccountError(f"account {name} does not exist", 404)
         return account
 
-    async def list_accounts(self, kind: str | None = None) -> list[q.Account]:
-        return await self.db.read(q.list_accounts, kind)
+    async def list_accounts(
+        self, kind: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[q.Account]:
+        return await self.db.read(q.list_accounts, kind, after, limit)
 
     async def create_user(
         self, actor: str, name: str, password: str, *, is_admin: bool = False, full_name: str = "", email: str = ""

@@ -90,10 +90,17 @@ def get_account(conn: Connection, name: str) -> Account | None:
     return _account(row) if row else None
 
 
-def list_accounts(conn: Connection, kind: str | None = None) -> list[Account]:
+def list_accounts(
+    conn: Connection, kind: str | None = None, after: str | None = None, limit: int | None = None
+) -> list[Account]:
+    """Accounts by name (of ``kind``), those after ``after``, at most ``limit``."""
     q = select(*_account_cols).order_by(accounts.c.name)
     if kind:
         q = q.where(accounts.c.kind == kind)
+    if after:
+        q = q.where(accounts.c.name > after)
+    if limit is not None:
+        q = q.limit(limit)
     return [_account(r) for r in conn.execute(q)]
 
 

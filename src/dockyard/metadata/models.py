@@ -410,3 +410,27 @@ sessions = Table(
     Index("ix_sessions_account", "account_id"),
     Index("ix_sessions_expires", "expires_at"),
 )
+
+# --- pulls --------------------------------------------------------------------------------
+# Manifest GETs, counted in memory by each registry process and added here in batches
+# (registry/services/pulls.py): per repository and UTC day (days since the epoch), with the
+# last pull of that day; and the last pull of each tag.
+pulls_per_day = Table(
+    "pulls_per_day",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("last_pulled_at", Float, nullable=False),
+    PrimaryKeyConstraint("repository_id", "day"),
+    Index("ix_pulls_per_day_day", "day"),
+)
+
+tag_pulls = Table(
+    "tag_pulls",
+    metadata,
+    Column("repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("tag", String(128), nullable=False),
+    Column("last_pulled_at", Float, nullable=False),
+    PrimaryKeyConstraint("repository_id", "tag"),
+)

@@ -12,7 +12,9 @@ from . import _common as c
 async def get(request: Request) -> Response:
     name = c.repo_name(request)
     accepted = mediatypes.parse_accept(request.headers.getlist("accept"))
-    rec = await c.registry(request).manifests.get(name, request.path_params["reference"], accepted)
+    rec = await c.registry(request).manifests.get(
+        name, request.path_params["reference"], accepted, pull=request.method == "GET"
+    )
     headers = {
         "Docker-Content-Digest": rec.digest,
         "ETag": f'"{rec.digest}"',

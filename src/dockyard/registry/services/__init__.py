@@ -11,6 +11,7 @@ from .blobs import BlobService
 from .gc import GarbageCollector
 from .lifecycle import LifecycleService
 from .manifests import EventSink, ManifestService, TagPolicy
+from .pulls import PullCounter
 from .uploads import UploadService
 
 
@@ -21,6 +22,7 @@ class Registry:
     manifests: ManifestService
     gc: GarbageCollector
     lifecycle: LifecycleService
+    pulls: PullCounter
 
     @classmethod
     def build(
@@ -33,6 +35,7 @@ class Registry:
     ) -> Registry:
         lifecycle = LifecycleService(db, notify=events.emit if events is not None else None)
         uploads = UploadService(db, storage, lifecycle)
+        pulls = PullCounter(db, settings.pull_flush_seconds)
         return cls(
             blobs=BlobService(db, storage, settings.delete_enabled),
             uploads=uploads,
@@ -47,6 +50,8 @@ class Registry:
                 tag_policy=tag_policy,
                 events=events,
                 lifecycle=lifecycle,
+                pulls=pulls,
             ),
             lifecycle=lifecycle,
+            pulls=pulls,
         )

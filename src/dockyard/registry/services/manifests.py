@@ -14,6 +14,7 @@ from .. import digest as digests
 from .. import manifest as manifests
 from ..reference import check_tag
 from .lifecycle import LifecycleService
+from .pulls import PullCounter
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,10 @@ class ManifestService:
         tag_policy: TagPolicy | None = None,
         events: EventSink | None = None,
         lifecycle: LifecycleService | None = None,
+        pulls: PullCounter | None = None,
     ) -> None:
         self.db = db
+        self.pulls = pulls
         self.lifecycle = lifecycle
         self.tag_policy = tag_policy
         self.events = events
@@ -73,7 +76,17 @@ class ManifestService:
             detail={"reference": reference},
         )
 
-    async def get(self, repo: str, reference: str, accepted: frozenset[str]) -> queries.ManifestRecord:
+    async def get(
+        self, repo: str, reference: str, accepted: frozenset[str], *, pull: bool = False
+    ) -> queries.ManifestRecord:
+        """The manifest a reference names, for the Accept header; ``pull`` (a GET, not a HEAD)
+        counts it as a pull of the repository, and of the tag when by tag."""
+        rec = await self._get(repo, reference, accepted)
+        if pull and self.pulls is not None:
+            self.pulls.record(repo, None if digests.is_digest(reference) else reference)
+        return rec
+
+    async def _get(self, repo: str, reference: str, accepted: frozenset[str]) -> queries.ManifestRecord:
         by_digest = digests.is_digest(reference)
         if by_digest:
             digests.parse(reference)

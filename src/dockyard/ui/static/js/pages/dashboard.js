@@ -24,10 +24,14 @@ export async function render(main) {
   main.append(h("h1", {}, "Dashboard"));
   const stats = await get("/stats?days=30");
   const total = stats.pushes.reduce((a, d) => a + d.count, 0);
+  const pulled = stats.pulls.reduce((a, d) => a + d.count, 0);
   main.append(h("div", { class: "grid" },
     h("div", { class: "card" }, h("div", { class: "muted" }, "Repositories"), h("div", { class: "figure", "data-stat": "repositories" }, stats.repositories)),
     h("div", { class: "card" }, h("div", { class: "muted" }, "Storage used"), h("div", { class: "figure", "data-stat": "storage" }, bytes(stats.storageBytes))),
-    h("div", { class: "card" }, h("div", { class: "muted" }, "Pushes, last 30 days"), h("div", { class: "figure", "data-stat": "pushes" }, total))));
-  main.append(h("section", { class: "card" }, h("h2", {}, "Pushes per day"), barChart(stats.pushes, "Manifests pushed per day over the last 30 days")));
+    h("div", { class: "card" }, h("div", { class: "muted" }, "Pushes, last 30 days"), h("div", { class: "figure", "data-stat": "pushes" }, total)),
+    h("div", { class: "card" }, h("div", { class: "muted" }, "Pulls, last 30 days"), h("div", { class: "figure", "data-stat": "pulls" }, pulled))));
+  main.append(h("div", { class: "grid" },
+    h("section", { class: "card", "data-chart": "pushes" }, h("h2", {}, "Pushes per day"), barChart(stats.pushes, "Manifests pushed per day over the last 30 days")),
+    h("section", { class: "card", "data-chart": "pulls" }, h("h2", {}, "Pulls per day"), barChart(stats.pulls, "Manifests pulled per day over the last 30 days"))));
   main.append(h("p", {}, h("a", { href: "#/repositories" }, "Browse repositories →")));
 }

@@ -19,7 +19,10 @@ export async function render(main, ns, name) {
   main.append(h("h1", {}, full, " ", h("span", { class: `badge ${repo.visibility}`, "data-visibility": "" }, repo.visibility)));
   main.append(h("p", { "data-description": "" }, repo.shortDescription || ""));
   main.append(h("div", { class: "tabs" }, h("a", { href: `#/repositories/${enc(ns)}/${enc(name)}/settings` }, "Settings, lifecycle and webhooks")));
-  main.append(pullLine(full, "latest"));
+  main.append(h("p", { class: "muted", "data-last-pulled": "" }, repo.lastPulledAt ? `Last pulled ${when(repo.lastPulledAt)}` : "Never pulled"));
+  // The pull line names a real tag: the first one, once the tag list has loaded.
+  const pull = h("div", { "data-pull-holder": "" });
+  main.append(pull);
 
   const edit = h("form", { class: "card", id: "repository-edit" },
     h("h2", {}, "Description and visibility"),
@@ -39,7 +42,9 @@ export async function render(main, ns, name) {
 
   const tags = h("section", {}, h("h2", {}, "Tags"));
   main.append(tags);
-  await tagList(tags, base, ns, name, full);
+  await tagList(tags, base, ns, name, full, (rows) => {
+    if (!pull.firstChild && rows.length) pull.append(pullLine(full, rows[0].name));
+  });
   main.append(edit);
   const perms = h("section", { class: "card" }, h("h2", {}, "Permissions"));
   main.append(perms);
@@ -53,7 +58,7 @@ export async function render(main, ns, name) {
   main.append(h("section", { class: "card" }, h("h2", {}, "Danger zone"), remove));
 }
 
-async function tagList(section, base, ns, name, full) {
+async function tagList(section, base, ns, name, full, onPage) {
   const holder = h("div");
   const pager = h("div", { class: "pager" });
   section.append(holder, pager);
@@ -64,12 +69,14 @@ async function tagList(section, base, ns, name, full) {
     const response = await call("GET", `${base}/tags${q({ pageSize: 50, pageStart: starts[page] })}`, undefined, { raw: true });
     const rows = await response.json();
     const next = response.headers.get("X-Next-Page-Start");
-    holder.append(table(["Tag", "Digest", "Size", "Platforms", "Pushed", "Signed"], rows.map((t) => h("tr", { "data-tag": t.name },
+    onPage(rows);
+    holder.append(table(["Tag", "Digest", "Size", "Platforms", "Pushed", "Last pulled", "Signed"], rows.map((t) => h("tr", { "data-tag": t.name },
       h("td", {}, h("a", { href: `#/repositories/${enc(ns)}/${enc(name)}/tags/${enc(t.name)}` }, t.name)),
       h("td", { class: "mono" }, t.digest.slice(0, 19) + "…"),
       h("td", { "data-size": "" }, bytes(t.size)),
       h("td", { "data-platforms": "" }, t.platforms.length ? t.platforms.join(", ") : "—"),
       h("td", {}, when(t.updatedAt)),
+      h("td", { "data-last-pulled": "" }, t.lastPulledAt ? when(t.lastPulledAt) : "never"),
       h("td", {}, t.signed ? h("span", { class: "badge signed" }, "signed") : "no"))), `No tags yet. Push with: docker push ${location.host}/${full}:<tag>`));
     if (next || page > 0) {
       const prev = h("button", { type: "button", class: "secondary", disabled: page === 0 }, "Previous");

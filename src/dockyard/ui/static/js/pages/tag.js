@@ -13,7 +13,7 @@ export async function render(main, ns, name, reference) {
     h("dt", {}, "Digest"), h("dd", { class: "mono", "data-digest": "" }, m.digest),
     h("dt", {}, "Media type"), h("dd", {}, m.mediaType),
     h("dt", {}, "Manifest size"), h("dd", {}, bytes(m.size)),
-    h("dt", {}, "Total size"), h("dd", { "data-total": "" }, bytes(m.layers.reduce((a, l) => a + l.size, 0) + (m.manifest?.config?.size || 0))),
+    h("dt", {}, "Total size"), h("dd", { "data-total": "" }, bytes(m.totalSize)),
     m.platforms.length ? [h("dt", {}, "Platforms"), h("dd", { "data-platforms": "" }, m.platforms.join(", "))] : null,
     m.config ? [h("dt", {}, "Platform"), h("dd", {}, `${m.config.os || "?"}/${m.config.architecture || "?"}`), h("dt", {}, "Created"), h("dd", {}, when(m.config.created))] : null));
   if (m.children.length) {
