@@ -11,13 +11,12 @@ repository that does not exist    push (which creates it, private) only if creat
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from typing import Any
 
 from ..metadata import accounts as q
 from ..metadata.db import Database
 from ..metadata.visibility import Reader, readable_names
+from ..ttlcache import TtlCache
 from .accounts import OWNERS
 from .principal import Principal
 
@@ -40,7 +39,7 @@ class AccessPolicy:
     def __init__(self, db: Database, create_on_push: bool) -> None:
         self.db = db
         self.create_on_push = create_on_push
-        self._cache: OrderedDict[tuple[str, str], tuple[frozenset[str], float]] = OrderedDict()
+        self._cache: TtlCache[tuple[str, str], frozenset[str]] = TtlCache(CACHE_SECONDS)
 
     def forget(self) -> None:
         """Drop cached answers after a change of grants, visibility or membership."""
@@ -49,16 +48,9 @@ class AccessPolicy:
     async def actions(self, principal: Principal, repo: str) -> frozenset[str]:
         if principal.is_admin:
             return ALL
-        key = (principal.name, repo)
-        hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        result = await self.db.read(_actions, principal, repo, self.create_on_push)
-        self._cache[key] = (result, now + CACHE_SECONDS)
-        while len(self._cache) > 4096:
-            self._cache.popitem(last=False)
-        return result
+        return await self._cache.get_or_load(
+            (principal.name, repo), lambda: self.db.read(_actions, principal, repo, self.create_on_push)
+        )
 
     async def level(self, principal: Principal, repo: str) -> str | None:
         """The access level the principal has on an existing repository, for the API."""

@@ -14,14 +14,13 @@ A repository without signed_only costs one cached settings lookup (the manifest 
 from __future__ import annotations
 
 import datetime
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from ..metadata import trust as q
 from ..metadata.db import Database
 from ..storage.driver import StorageDriver
+from ..ttlcache import TtlCache
 from . import tuf
 from .artifacts import ArtifactSignatures, StorageBlobs
 
@@ -65,9 +64,9 @@ class SignaturePolicy:
         a repository accepting only those refuses every pull by tag."""
         self.db = db
         self.artifacts = ArtifactSignatures(db, StorageBlobs(db, storage)) if storage is not None else None
-        self._cache: OrderedDict[str, tuple[tuple[bool, str] | None, float]] = OrderedDict()
+        self._cache: TtlCache[str, tuple[bool, str] | None] = TtlCache(SETTINGS_CACHE_SECONDS)
         # (repository, digest) -> the kinds of verified artifact signatures, briefly cached
-        self._verified: OrderedDict[tuple[str, str], tuple[frozenset[str], list[str], float]] = OrderedDict()
+        self._verified: TtlCache[tuple[str, str], tuple[frozenset[str], list[str]]] = TtlCache(SETTINGS_CACHE_SECONDS)
 
     def forget(self, repository: str | None = None) -> None:
         """Drop cached settings (and verification results) after the API changes them."""
@@ -75,35 +74,23 @@ class SignaturePolicy:
             self._cache.clear()
             self._verified.clear()
         else:
-            self._cache.pop(repository, None)
-            for key in [k for k in self._verified if k[0] == repository]:
-                del self._verified[key]
+            self._cache.discard(lambda name: name != repository)
+            self._verified.discard(lambda key: key[0] != repository)
 
     async def artifact_signatures(self, repository: str, digest: str) -> tuple[frozenset[str], list[str]]:
         """The kinds of verified cosign/Notation signatures of ``digest``, and why the others failed."""
-        now = time.monotonic()
-        hit = self._verified.get((repository, digest))
-        if hit is not None and hit[2] > now:
-            return hit[0], hit[1]
-        assert self.artifacts is not None
-        found = [f for f in await self.artifacts.find(repository, digest) if f.kind in ARTIFACT_KINDS]
-        kinds = frozenset(f.kind for f in found if f.verdict.verified)
-        reasons = [f"{f.kind} {f.artifact}: {f.verdict.reason}" for f in found if not f.verdict.verified]
-        self._verified[(repository, digest)] = (kinds, reasons, now + SETTINGS_CACHE_SECONDS)
-        while len(self._verified) > 4096:
-            self._verified.popitem(last=False)
-        return kinds, reasons
+
+        async def verify() -> tuple[frozenset[str], list[str]]:
+            assert self.artifacts is not None
+            found = [f for f in await self.artifacts.find(repository, digest) if f.kind in ARTIFACT_KINDS]
+            kinds = frozenset(f.kind for f in found if f.verdict.verified)
+            reasons = [f"{f.kind} {f.artifact}: {f.verdict.reason}" for f in found if not f.verdict.verified]
+            return kinds, reasons
+
+        return await self._verified.get_or_load((repository, digest), verify)
 
     async def _settings(self, repository: str) -> tuple[bool, str] | None:
-        now = time.monotonic()
-        hit = self._cache.get(repository)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        value = await self.db.read(q.signature_policy, repository)
-        self._cache[repository] = (value, now + SETTINGS_CACHE_SECONDS)
-        while len(self._cache) > 4096:
-            self._cache.popitem(last=False)
-        return value
+        return await self._cache.get_or_load(repository, lambda: self.db.read(q.signature_policy, repository))
 
     async def notary_signatures(self, repository: str) -> dict[str, list[NotarySignature]]:
         """Tag → the valid Notary signatures of it, over every GUN naming the repository."""

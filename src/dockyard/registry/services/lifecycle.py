@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from ...metadata import lifecycle as q
 from ...metadata import queries
 from ...metadata.db import Database
+from ...ttlcache import TtlCache
 from .. import codes
 
 CACHE_SECONDS = 5.0
@@ -135,21 +135,16 @@ class LifecycleService:
     def __init__(self, db: Database, notify: Notify | None = None) -> None:
         self.db = db
         self.notify = notify
-        self._cache: OrderedDict[str, tuple[Effective, float]] = OrderedDict()
+        self._cache: TtlCache[str, Effective] = TtlCache(CACHE_SECONDS)
 
     def forget(self) -> None:
         self._cache.clear()
 
     async def for_repository(self, repository: str) -> Effective:
-        now = time.monotonic()
-        hit = self._cache.get(repository)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        value = effective(await self.db.read(q.policies_for, repository))
-        self._cache[repository] = (value, now + CACHE_SECONDS)
-        while len(self._cache) > 4096:
-            self._cache.popitem(last=False)
-        return value
+        async def load() -> Effective:
+            return effective(await self.db.read(q.policies_for, repository))
+
+        return await self._cache.get_or_load(repository, load)
 
     # --- immutable tags ---------------------------------------------------------------------
 
