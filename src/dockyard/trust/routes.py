@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..registry import codes
 from ..registry.errors import error_response
-from .errors import TrustError, invalid_parameters, malformed_upload, metadata_not_found, no_filename
+from .errors import InvalidParameters, MalformedUpload, MetadataNotFound, NoFilename, TrustError
 from .service import TrustService
 
 CURRENT_CACHE = "public, max-age=300, s-maxage=300, must-revalidate"
@@ -94,7 +94,7 @@ async def get_file(request: Request) -> Response:
     if m := _BY_VERSION.fullmatch(name):
         f = await service.by_version(gun, m.group(2), int(m.group(1)))
         return _file_response(f.content, f.created_at, CONSISTENT_CACHE)
-    raise metadata_not_found(f"{name}: not a TUF metadata file name")
+    raise MetadataNotFound(f"{name}: not a TUF metadata file name")
 
 
 async def get_key(request: Request) -> Response:
@@ -109,30 +109,30 @@ async def rotate_key(request: Request) -> Response:
 
 async def post_update(request: Request) -> Response:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise malformed_upload("the update must be multipart/form-data, one part per role")
+        raise MalformedUpload("the update must be multipart/form-data, one part per role")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise malformed_upload(f"the update is larger than {MAX_UPLOAD_BYTES} bytes")
+        raise MalformedUpload(f"the update is larger than {MAX_UPLOAD_BYTES} bytes")
     try:
         form = await request.form(max_files=64, max_fields=64)
     except Exception as e:  # the multipart parser's own errors: the body is not a valid form
-        raise malformed_upload(f"cannot read the multipart body: {e}") from None
+        raise MalformedUpload(f"cannot read the multipart body: {e}") from None
     parts: dict[str, bytes] = {}
     total = 0
     try:
         for _, value in form.multi_items():
             if not isinstance(value, UploadFile) or not value.filename:
-                raise no_filename("each part needs a filename naming its role")
+                raise NoFilename("each part needs a filename naming its role")
             content = await value.read()
             total += len(content)
             if total > MAX_UPLOAD_BYTES:
-                raise malformed_upload(f"the update is larger than {MAX_UPLOAD_BYTES} bytes")
+                raise MalformedUpload(f"the update is larger than {MAX_UPLOAD_BYTES} bytes")
             role = value.filename.removesuffix(".json")
             parts[role] = content
     finally:
         await form.close()
     if not parts:
-        raise malformed_upload("the update holds no role files")
+        raise MalformedUpload("the update holds no role files")
     await _service(request).update(request.path_params["gun"], request.path_params["repository"], parts)
     return Response(b"", status_code=200)
 
@@ -150,7 +150,7 @@ def _feed_params(request: Request) -> tuple[int, int]:
             raise ValueError("records is required")
         return int(change_id), int(records)
     except ValueError as e:
-        raise invalid_parameters(f"changefeed: change_id and records must be integers ({e})") from None
+        raise InvalidParameters(f"changefeed: change_id and records must be integers ({e})") from None
 
 
 async def changefeed(request: Request) -> Response:

@@ -23,7 +23,7 @@ from ..metadata import trust as q
 from ..metadata.db import Database
 from . import gun as guns
 from . import tuf, validation
-from .errors import TrustError, invalid_gun, invalid_role, metadata_not_found, no_cryptoservice, old_version
+from .errors import InvalidGun, InvalidRole, MetadataNotFound, OldVersion, ServerFault, TrustError
 from .signer.service import KeyNotFound, Signer, SignerUnavailable
 
 log = logging.getLogger("dockyard.trust")
@@ -62,15 +62,15 @@ class TrustService:
         """The repository a GUN names, if its host is this registry's; INVALID_GUN otherwise."""
         parts = guns.split(gun)
         if parts is None:
-            raise invalid_gun(f"{gun!r} is not <registry host>/<repository>")
+            raise InvalidGun(f"{gun!r} is not <registry host>/<repository>")
         host, repository = parts
         if host.lower() != host_header.lower() and _hostname(host).lower() not in self.hostnames:
-            raise invalid_gun(f"{gun}: {host} is not this registry (it answers as {host_header or 'unknown'})")
+            raise InvalidGun(f"{gun}: {host} is not this registry (it answers as {host_header or 'unknown'})")
         return repository
 
     async def _require_repository(self, gun: str, repository: str) -> None:
         if await queries.fetch_repository_id(self.db, repository) is None:
-            raise invalid_gun(f"{gun}: repository {repository} does not exist; push an image first")
+            raise InvalidGun(f"{gun}: repository {repository} does not exist; push an image first")
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -81,21 +81,21 @@ class TrustService:
             await self._fresh_timestamp(gun)  # regenerates an expired server-held snapshot first
         found = await q.fetch_latest(self.db, gun, role)
         if found is None:
-            raise metadata_not_found(f"{gun} has no {role} metadata")
+            raise MetadataNotFound(f"{gun} has no {role} metadata")
         return found
 
     async def by_checksum(self, gun: str, role: str, checksum: str) -> q.TrustFile:
         if len(checksum) != 64:  # stored files are indexed by SHA-256 only, as notary's stores are
-            raise metadata_not_found(f"{role}.{checksum}: only SHA-256 checksums are indexed")
+            raise MetadataNotFound(f"{role}.{checksum}: only SHA-256 checksums are indexed")
         found = await q.fetch_by_checksum(self.db, gun, role, checksum)
         if found is None:
-            raise metadata_not_found(f"{gun} has no {role} with checksum {checksum}")
+            raise MetadataNotFound(f"{gun} has no {role} with checksum {checksum}")
         return found
 
     async def by_version(self, gun: str, role: str, version: int) -> q.TrustFile:
         found = await q.fetch_by_version(self.db, gun, role, version)
         if found is None:
-            raise metadata_not_found(f"{gun} has no version {version} of {role}")
+            raise MetadataNotFound(f"{gun} has no version {version} of {role}")
         return found
 
     # --- server keys ------------------------------------------------------------------------
@@ -104,7 +104,7 @@ class TrustService:
         """The server's key for timestamp or snapshot: the one the root lists if held, else the
         newest, else a new one (notary creates it on first request)."""
         if role not in SERVER_ROLES:
-            raise invalid_role(f"{role}: the server holds keys for timestamp and snapshot only")
+            raise InvalidRole(f"{role}: the server holds keys for timestamp and snapshot only")
         repository = self.resolve_repository(gun)
         await self._require_repository(gun, repository)
         key = await self._signing_key(gun, role)
@@ -115,21 +115,21 @@ class TrustService:
     async def rotate_key(self, gun: str, role: str) -> dict[str, Any]:
         """A new key; it signs once a new root lists it (the old one signs until then)."""
         if role not in SERVER_ROLES:
-            raise invalid_role(f"{role}: the server holds keys for timestamp and snapshot only")
+            raise InvalidRole(f"{role}: the server holds keys for timestamp and snapshot only")
         await self._require_repository(gun, self.resolve_repository(gun))
         return _key_json((await self._create_key(gun, role)).public)
 
     def resolve_repository(self, gun: str) -> str:
         repository = guns.repository_of(gun)
         if repository is None:
-            raise invalid_gun(f"{gun!r} is not <registry host>/<repository>")
+            raise InvalidGun(f"{gun!r} is not <registry host>/<repository>")
         return repository
 
     async def _create_key(self, gun: str, role: str) -> q.ServerKey:
         try:
             info = await self.signer.create_key(gun, role)
         except SignerUnavailable as e:
-            raise no_cryptoservice(f"the signer cannot create a {role} key: {e}") from None
+            raise ServerFault("NO_CRYPTOSERVICE", f"the signer cannot create a {role} key: {e}") from None
         key = q.ServerKey(info.key_id, role, info.algorithm, info.public_der, time.time())
         await self.db.write(q.add_server_key, gun, key)
         return key
@@ -187,15 +187,15 @@ class TrustService:
             current = q.max_versions(conn, gun)
             for role, version, _, _ in files:
                 if version <= current.get(role, 0):
-                    raise old_version(f"{role} version {version} is not newer than stored version {current[role]}")
+                    raise OldVersion(f"{role} version {version} is not newer than stored version {current[role]}")
             if current != seen:
-                raise old_version("the trust data changed while this update was validated; send it again")
+                raise OldVersion("the trust data changed while this update was validated; send it again")
             q.store(conn, gun, repository, files)
 
         try:
             await self.db.write(write)
         except IntegrityError:
-            raise old_version("a role version in this update is already stored") from None
+            raise OldVersion("a role version in this update is already stored") from None
 
     async def _sign(self, gun: str, role: str, root: tuf.Root, signed: dict[str, Any]) -> bytes:
         key = await self._signing_key(gun, role, root)
@@ -205,7 +205,7 @@ class TrustService:
         try:
             signature = await self.signer.sign(key.key_id, payload)
         except (SignerUnavailable, KeyNotFound) as e:
-            raise no_cryptoservice(f"the signer cannot sign the {role}: {e}") from None
+            raise ServerFault("NO_CRYPTOSERVICE", f"the signer cannot sign the {role}: {e}") from None
         return tuf.envelope(signed, [(key.key_id, "ecdsa", signature)])
 
     async def _sign_snapshot(
@@ -239,7 +239,7 @@ class TrustService:
         """The stored timestamp, or a new one when it expired or no longer names the snapshot."""
         stored = await q.fetch_latest_of_each(self.db, gun)
         if "root" not in stored or "snapshot" not in stored:
-            raise metadata_not_found(f"{gun} has no trust data")
+            raise MetadataNotFound(f"{gun} has no trust data")
         now = self.clock()
         timestamp = stored.get("timestamp")
         snapshot = stored["snapshot"]

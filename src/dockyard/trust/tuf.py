@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from .errors import malformed_json
+from .errors import MalformedJSON
 
 ROLE_TYPES = {"root": "Root", "targets": "Targets", "snapshot": "Snapshot", "timestamp": "Timestamp"}
 BASE_ROLES = ("root", "targets", "snapshot", "timestamp")
@@ -336,7 +336,7 @@ def parse_signed(role: str, raw: bytes) -> Signed:
             raise ValueError("version must be an integer")
         return Signed(role, raw, signed, signatures, version, parse_time(signed.get("expires")))
     except (ValueError, TypeError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise malformed_json(f"{role}: not TUF metadata ({e})") from None
+        raise MalformedJSON(f"{role}: not TUF metadata ({e})") from None
 
 
 def count_valid(signed: Signed, keys: Mapping[str, Key], keyids: Iterable[str]) -> int:

@@ -31,10 +31,10 @@ from .errors import (
     BAD_SNAPSHOT,
     BAD_TARGETS,
     VALIDATION,
+    InvalidRole,
+    InvalidUpdate,
+    OldVersion,
     TrustError,
-    invalid_role,
-    invalid_update,
-    old_version,
 )
 
 # Default lifetimes (notary's const.go; a year is 365 days there).
@@ -73,12 +73,12 @@ class ValidatedUpdate:
 def missing_server_key(role: str) -> TrustError:
     """The refusal when the server cannot sign ``role`` (rules 9 and 10)."""
     if role == "snapshot":
-        return invalid_update(
+        return InvalidUpdate(
             BAD_HIERARCHY,
             "no snapshot was included in the update and the server does not hold the current snapshot key",
             "snapshot",
         )
-    return invalid_update(BAD_ROOT, f"no {role} keys exist on the server")
+    return InvalidUpdate(BAD_ROOT, f"no {role} keys exist on the server")
 
 
 # --- root (rules 2-6) ------------------------------------------------------------------------
@@ -94,29 +94,29 @@ def _check_root_certificates(gun: str, root: tuf.Root, now: datetime.datetime) -
         key = root.keys[kid]
         short = f"root key {kid[:12]}…"
         if key.keytype not in tuf.X509_TYPES:
-            raise invalid_update(BAD_ROOT, f"{short} is {key.keytype}; root keys must be x509 certificates")
+            raise InvalidUpdate(BAD_ROOT, f"{short} is {key.keytype}; root keys must be x509 certificates")
         try:
             cert = key.certificate()
             key.public_key()  # the certificate holds the key type it is listed as
         except ValueError as e:
-            raise invalid_update(BAD_ROOT, f"{short} is not a usable {key.keytype} certificate: {e}") from None
+            raise InvalidUpdate(BAD_ROOT, f"{short} is not a usable {key.keytype} certificate: {e}") from None
         names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         cn = str(names[0].value) if names else ""
         if not _cn_matches(cn, gun):
-            raise invalid_update(BAD_ROOT, f"{short}: certificate common name {cn!r} does not match the GUN {gun!r}")
+            raise InvalidUpdate(BAD_ROOT, f"{short}: certificate common name {cn!r} does not match the GUN {gun!r}")
         if cert.not_valid_before_utc >= cert.not_valid_after_utc:
-            raise invalid_update(BAD_ROOT, f"{short}: certificate validity window is empty")
+            raise InvalidUpdate(BAD_ROOT, f"{short}: certificate validity window is empty")
         if cert.not_valid_after_utc < now:
-            raise invalid_update(BAD_ROOT, f"{short}: certificate expired at {cert.not_valid_after_utc.isoformat()}")
+            raise InvalidUpdate(BAD_ROOT, f"{short}: certificate expired at {cert.not_valid_after_utc.isoformat()}")
         if cert.not_valid_before_utc > now + CERT_NOT_BEFORE_SLACK:
-            raise invalid_update(
+            raise InvalidUpdate(
                 BAD_ROOT, f"{short}: certificate is not valid before {cert.not_valid_before_utc.isoformat()}"
             )
         if cert.signature_algorithm_oid in _SHA1_SIGNATURES:
-            raise invalid_update(BAD_ROOT, f"{short}: certificate is signed with SHA-1")
+            raise InvalidUpdate(BAD_ROOT, f"{short}: certificate is signed with SHA-1")
         public = cert.public_key()
         if isinstance(public, rsa.RSAPublicKey) and public.key_size < tuf.MIN_RSA_BITS:
-            raise invalid_update(
+            raise InvalidUpdate(
                 BAD_ROOT, f"{short}: RSA key has {public.key_size} bits; {tuf.MIN_RSA_BITS} is the minimum"
             )
 
@@ -125,27 +125,27 @@ def _count(signed: tuf.Signed, keys: Mapping[str, tuf.Key], keyids: Collection[s
     try:
         return tuf.count_valid(signed, keys, keyids)
     except ValueError as e:
-        raise invalid_update(name, f"{signed.role}: {e}") from None
+        raise InvalidUpdate(name, f"{signed.role}: {e}") from None
 
 
 def _validate_root(gun: str, signed: tuf.Signed, stored: tuf.Root | None, now: datetime.datetime) -> tuf.Root:
     # Rule 2. With nothing stored notary takes the current version to be 1, so 1 or 2 may start a GUN.
     current = stored.signed.version if stored is not None else 1
     if stored is not None and signed.version < current:
-        raise invalid_update(BAD_ROOT, f"root version {signed.version} is older than stored version {current}")
+        raise InvalidUpdate(BAD_ROOT, f"root version {signed.version} is older than stored version {current}")
     if signed.version > current + 1:
         expected = f"it must be {current} or {current + 1}" if stored is not None else "a new repository starts at 1"
-        raise invalid_update(BAD_ROOT, f"root version {signed.version} skips versions: {expected}")
+        raise InvalidUpdate(BAD_ROOT, f"root version {signed.version} skips versions: {expected}")
     try:
         root = tuf.root_from(signed)  # rule 3
     except ValueError as e:
-        raise invalid_update(BAD_ROOT, f"root: {e}") from None
+        raise InvalidUpdate(BAD_ROOT, f"root: {e}") from None
     _check_root_certificates(gun, root, now)
     if stored is not None:  # rule 5, rotation: the keys trusted so far must agree
         previous = stored.roles["root"]
         valid = _count(signed, stored.keys, previous.keyids, BAD_ROOT)
         if valid < previous.threshold:
-            raise invalid_update(
+            raise InvalidUpdate(
                 BAD_ROOT,
                 f"root rotation: signed by {valid} of threshold {previous.threshold} keys "
                 f"of the stored root version {stored.signed.version}",
@@ -153,9 +153,9 @@ def _validate_root(gun: str, signed: tuf.Signed, stored: tuf.Root | None, now: d
     own = root.roles["root"]
     valid = _count(signed, root.keys, own.keyids, BAD_ROOT)
     if valid < own.threshold:
-        raise invalid_update(BAD_ROOT, f"root: signed by {valid} of threshold {own.threshold} of its own root keys")
+        raise InvalidUpdate(BAD_ROOT, f"root: signed by {valid} of threshold {own.threshold} of its own root keys")
     if signed.expired(now):  # rule 6
-        raise invalid_update(BAD_ROOT, f"root expired at {tuf.format_time(signed.expires)}")
+        raise InvalidUpdate(BAD_ROOT, f"root expired at {tuf.format_time(signed.expires)}")
     return root
 
 
@@ -193,28 +193,28 @@ class _TargetsTree:
             parent_name = tuf.parent_of(role)
             parent = self.parent(parent_name)
             if parent is None:
-                raise invalid_update(BAD_TARGETS, f"{role}: its parent {parent_name} does not exist")
+                raise InvalidUpdate(BAD_TARGETS, f"{role}: its parent {parent_name} does not exist")
             delegation = parent.targets.delegations.get(role)
             if delegation is None:
-                raise invalid_update(BAD_TARGETS, f"{role} is not declared as a delegation by its parent {parent_name}")
+                raise InvalidUpdate(BAD_TARGETS, f"{role} is not declared as a delegation by its parent {parent_name}")
             keys, keyids, threshold = parent.targets.keys, delegation.keyids, delegation.threshold
             # A child's paths outside its parent's are dropped, as notary's Restrict does.
             paths = tuple(p for p in delegation.paths if _within(p, parent.paths))
         try:
             parsed = tuf.targets_from(signed)
         except ValueError as e:
-            raise invalid_update(BAD_TARGETS, f"{where}: {e}") from None
+            raise InvalidUpdate(BAD_TARGETS, f"{where}: {e}") from None
         valid = _count(signed, keys, keyids, BAD_TARGETS)
         if valid < threshold:
-            raise invalid_update(BAD_TARGETS, f"{where}: signed by {valid} of threshold {threshold} keys")
+            raise InvalidUpdate(BAD_TARGETS, f"{where}: signed by {valid} of threshold {threshold} keys")
         if uploaded:  # stored data is loaded without expiry checks, as notary does
             outside = [name for name in parsed.targets if not _within(name, paths)]
             if outside:
-                raise invalid_update(
+                raise InvalidUpdate(
                     BAD_TARGETS, f"{role}: target {outside[0]!r} is outside the paths delegated to it {list(paths)}"
                 )
             if signed.expired(self.now):
-                raise invalid_update(BAD_TARGETS, f"{role} expired at {tuf.format_time(signed.expires)}")
+                raise InvalidUpdate(BAD_TARGETS, f"{role} expired at {tuf.format_time(signed.expires)}")
         loaded = _Loaded(parsed, paths)
         self.loaded[role] = loaded
         self.raw[role] = raw
@@ -240,19 +240,19 @@ def _validate_snapshot(
     entry = root.roles["snapshot"]
     valid = _count(signed, root.keys, entry.keyids, BAD_SNAPSHOT)
     if valid < entry.threshold:
-        raise invalid_update(BAD_SNAPSHOT, f"snapshot: signed by {valid} of threshold {entry.threshold} keys")
+        raise InvalidUpdate(BAD_SNAPSHOT, f"snapshot: signed by {valid} of threshold {entry.threshold} keys")
     try:
         snapshot = tuf.snapshot_from(signed)
     except ValueError as e:
-        raise invalid_update(BAD_SNAPSHOT, f"snapshot: {e}") from None
+        raise InvalidUpdate(BAD_SNAPSHOT, f"snapshot: {e}") from None
     if signed.expired(now):
-        raise invalid_update(BAD_SNAPSHOT, f"snapshot expired at {tuf.format_time(signed.expires)}")
+        raise InvalidUpdate(BAD_SNAPSHOT, f"snapshot expired at {tuf.format_time(signed.expires)}")
     for role, data in loaded.items():
         meta = snapshot.meta.get(role)
         if meta is None:
-            raise invalid_update(BAD_SNAPSHOT, f"snapshot does not list {role}")
+            raise InvalidUpdate(BAD_SNAPSHOT, f"snapshot does not list {role}")
         if not meta.matches(data):
-            raise invalid_update(BAD_SNAPSHOT, f"snapshot: hash of {role} does not match")
+            raise InvalidUpdate(BAD_SNAPSHOT, f"snapshot: hash of {role} does not match")
     return snapshot
 
 
@@ -287,7 +287,7 @@ def validate_update(
     """
     for role in uploads:
         if not tuf.is_role_name(role):
-            raise invalid_role(f"{role!r} is not a TUF role name")
+            raise InvalidRole(f"{role!r} is not a TUF role name")
     parsed = {role: tuf.parse_signed(role, raw) for role, raw in uploads.items()}  # rule 12
     parsed.pop("timestamp", None)  # rule 10: an uploaded timestamp is ignored
     lookup = _lookup_of(stored)
@@ -297,14 +297,14 @@ def validate_update(
     try:
         stored_root = tuf.parse_root(stored_raw_root) if stored_raw_root is not None else None
     except ValueError as e:
-        raise invalid_update(VALIDATION, f"the stored root cannot be read: {e}") from None
+        raise InvalidUpdate(VALIDATION, f"the stored root cannot be read: {e}") from None
     if "root" in parsed:
         root = _validate_root(gun, parsed["root"], stored_root, now)
         root_raw = uploads["root"]
     elif stored_root is not None and stored_raw_root is not None:
         root, root_raw = stored_root, stored_raw_root
     else:
-        raise invalid_update(VALIDATION, "no pre-existing root and no root in the update")
+        raise InvalidUpdate(VALIDATION, "no pre-existing root and no root in the update")
 
     # Rule 7: parents before children; a parent comes from this update or from the store.
     tree = _TargetsTree(root, lookup, now)
@@ -318,7 +318,7 @@ def validate_update(
         if not set(root.role_keyids("snapshot")) & set(server_held.get("snapshot", ())):
             raise missing_server_key("snapshot")
         if lookup("snapshot") is None and "targets" not in tree.raw and lookup("targets") is None:
-            raise invalid_update(VALIDATION, "the server cannot make the first snapshot before targets exist")
+            raise InvalidUpdate(VALIDATION, "the server cannot make the first snapshot before targets exist")
     else:
         _validate_snapshot(parsed["snapshot"], root, {"root": root_raw, **tree.raw}, now)
     # Rule 10.
@@ -330,7 +330,7 @@ def validate_update(
     for role in to_store:
         previous = _stored_version(lookup, role)
         if previous is not None and parsed[role].version <= previous:
-            raise old_version(f"{role} version {parsed[role].version} is not newer than stored version {previous}")
+            raise OldVersion(f"{role} version {parsed[role].version} is not newer than stored version {previous}")
     files = [ValidatedFile(r, parsed[r].version, parsed[r].sha256, uploads[r]) for r in to_store]
     return ValidatedUpdate(files, needs_snapshot, root)
 
