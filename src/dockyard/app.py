@@ -154,5 +154,5 @@ def create_app(settings: Settings) -> Starlette:
         else None
     )
     if auth is not None:
-        app.mount("/api/v0", build_api(auth, db, registry, policy, jobs))
+        app.mount("/api/v0", build_api(auth, db, registry, policy, jobs, settings))
     return app

@@ -51,6 +51,7 @@ PATHS = {
     "/jobs/{job_id}/logs": {"get"},
     "/crons": {"get", "post"},
     "/crons/{name}": {"get", "patch", "delete"},
+    "/system": {"get"},
     "/session": {"get", "post", "delete"},
     "/stats": {"get"},
     "/repositories/{namespace}/{repo}/manifests/{reference}": {"get"},

@@ -162,13 +162,24 @@ def test_non_admin_sees_no_admin_pages(page: Page, api: Api, shots: Shots) -> No
     sign_in(page, "carol", password_of("carol"))
     nav = page.locator("#nav")
     expect(nav.get_by_role("link", name="Repositories")).to_be_visible()
-    for hidden in ("Users", "Jobs", "Audit log"):
+    for hidden in ("Users", "Jobs", "Audit log", "System"):
         expect(nav.get_by_role("link", name=hidden)).to_have_count(0)
     go(page, "/jobs")
     expect(page.locator("main h1")).to_have_text("Not allowed")
     shots(page, "13-non-admin")
-    for path in ("/audit", "/jobs", "/crons"):
+    for path in ("/audit", "/jobs", "/crons", "/system"):
         assert page.request.get(f"/api/v0{path}").status == 403, path
+
+
+def test_system_page_shows_the_set_up_without_secrets(page: Page, api: Api, shots: Shots) -> None:
+    sign_in(page)
+    page.locator("#nav").get_by_role("link", name="System").click()
+    expect(page.locator("main h1")).to_have_text("System")
+    storage = page.locator("#system-storage")
+    expect(storage.get_by_role("cell", name="filesystem")).to_be_visible()
+    expect(page.locator("#system-auth").get_by_role("cell", name="local", exact=True)).to_be_visible()
+    expect(page.locator("#system-general").get_by_role("cell", name="sqlite")).to_be_visible()
+    shots(page, "15-system")
 
 
 def test_xss_in_a_description_renders_as_text(page: Page, api: Api, dialogs: Dialogs, shots: Shots) -> None:

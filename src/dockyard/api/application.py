@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.services import AuthServices
+from ..config import Settings
 from ..jobs import JobSystem
 from ..metadata.db import Database
 from ..registry.services import Registry
@@ -25,6 +26,7 @@ from . import (
     session,
     signatures,
     stats,
+    system,
     teams,
     tokens,
     webhooks,
@@ -78,11 +80,12 @@ def build_api(
     registry: Registry,
     signature_policy: SignaturePolicy | None = None,
     job_system: JobSystem | None = None,
+    settings: Settings | None = None,
 ) -> ASGIApp:
     """The API application (FastAPI inside; mount it at /api/v0). ``signature_policy`` is the
     one the registry checks pulls with; without it the API reads through its own, whose
     forgotten settings the registry's policy still caches for a few seconds."""
-    return _Contained(build_fastapi(auth, db, registry, signature_policy, job_system))
+    return _Contained(build_fastapi(auth, db, registry, signature_policy, job_system, settings))
 
 
 def build_fastapi(
@@ -91,6 +94,7 @@ def build_fastapi(
     registry: Registry,
     signature_policy: SignaturePolicy | None = None,
     job_system: JobSystem | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     api = FastAPI(
         title="Dockyard API",
@@ -102,7 +106,9 @@ def build_fastapi(
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
     )
     policy = signature_policy if signature_policy is not None else SignaturePolicy(db)
-    api.state.api = ApiContext(auth=auth, db=db, registry=registry, signature_policy=policy, jobs=job_system)
+    api.state.api = ApiContext(
+        auth=auth, db=db, registry=registry, signature_policy=policy, jobs=job_system, settings=settings
+    )
     routers = (
         session,
         accounts,
@@ -117,6 +123,7 @@ def build_fastapi(
         webhooks,
         jobs,
         stats,
+        system,
     )
     for module in routers:
         api.include_router(module.router, responses=RESPONSES)

@@ -32,6 +32,7 @@ from ..auth.accounts import OWNERS, LoginFailed, TooManyAttempts
 from ..auth.principal import ANONYMOUS, Principal
 from ..auth.services import AuthServices
 from ..auth.sessions import COOKIE, CSRF_HEADER, ActiveSession
+from ..config import Settings
 from ..jobs import JobSystem
 from ..metadata import accounts as q
 from ..metadata import admin
@@ -51,6 +52,7 @@ class ApiContext:
     # The registry's own policy, so forgetting its cached settings takes effect at once.
     signature_policy: SignaturePolicy
     jobs: JobSystem | None = None  # the process's queue and scheduler (None: no job runner)
+    settings: Settings | None = None  # what the server was started with (GET /system)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import * as orgs from "./pages/orgs.js";
 import * as users from "./pages/users.js";
 import * as jobs from "./pages/jobs.js";
 import * as audit from "./pages/audit.js";
+import * as system from "./pages/system.js";
 import * as signin from "./pages/signin.js";
 
 export const state = { account: null };
@@ -27,6 +28,7 @@ const ROUTES = [
   [/^\/users\/([^/]+)$/, users.renderUser],
   [/^\/jobs$/, jobs.render, true],
   [/^\/audit$/, audit.render, true],
+  [/^\/system$/, system.render, true],
 ];
 
 function navigation() {
@@ -34,7 +36,7 @@ function navigation() {
   clear(nav);
   if (!state.account) return;
   const links = [["#/", "Dashboard"], ["#/repositories", "Repositories"], ["#/organizations", "Organizations"]];
-  if (state.account.isAdmin) links.push(["#/users", "Users"], ["#/jobs", "Jobs"], ["#/audit", "Audit log"]);
+  if (state.account.isAdmin) links.push(["#/users", "Users"], ["#/jobs", "Jobs"], ["#/audit", "Audit log"], ["#/system", "System"]);
   else links.push([`#/users/${encodeURIComponent(state.account.name)}`, "My account"]);
   const here = location.hash || "#/";
   for (const [href, text] of links) {
