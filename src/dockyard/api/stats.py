@@ -47,11 +47,7 @@ async def stats(
         pushed = await db.read(q.pushes_per_day, since)
         pulled = await db.read(q.pulls_per_day_since, today - days + 1)
     else:
-        ids = readable_ids(reader)
-        repos = await db.read(q.repository_count, ids)
-        stored = await db.read(q.stored_bytes_of, ids)
-        pushed = await db.read(q.pushes_per_day, since, ids)
-        pulled = await db.read(q.pulls_per_day_since, today - days + 1, ids)
+        repos, stored, pushed, pulled = await db.read(q.readable_figures, readable_ids(reader), since, today - days + 1)
     epoch = datetime.date(1970, 1, 1)
     span = range(today - days + 1, today + 1)
     return Stats(

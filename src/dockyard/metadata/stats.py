@@ -21,10 +21,6 @@ def totals(conn: Connection) -> tuple[int, int, int]:
     return int(repos), int(stored), int(count)
 
 
-def repository_count(conn: Connection, readable: Any) -> int:
-    return int(conn.execute(select(func.count()).select_from(readable.subquery())).scalar() or 0)
-
-
 def stored_bytes_of(conn: Connection, readable: Any) -> int:
     """Bytes of the distinct blobs the given repositories link (shared blobs count once)."""
     digests = select(repository_blobs.c.digest).where(repository_blobs.c.repository_id.in_(readable))
@@ -52,3 +48,25 @@ def pulls_per_day_since(conn: Connection, first_day: int, readable: Any = None) 
     if readable is not None:
         q = q.where(pulls_per_day.c.repository_id.in_(readable))
     return {int(d): int(n or 0) for d, n in conn.execute(q)}
+
+
+# SQLite binds at most 32,766 parameters in one statement; past this many readable
+# repositories the figures below use the visibility subquery as it is.
+MAX_LISTED_IDS = 30_000
+
+
+def readable_figures(
+    conn: Connection, readable: Any, since: float, first_day: int
+) -> tuple[int, int, dict[int, int], dict[int, int]]:
+    """(repositories, stored bytes, pushes per day, pulls per day) of what a reader may read,
+    in one transaction: the visibility condition is evaluated once, not once per figure."""
+    ids = list(conn.execute(readable).scalars())
+    chosen: Any = ids if len(ids) <= MAX_LISTED_IDS else readable
+    if not ids:
+        return 0, 0, {}, {}
+    return (
+        len(ids),
+        stored_bytes_of(conn, chosen),
+        pushes_per_day(conn, since, chosen),
+        pulls_per_day_since(conn, first_day, chosen),
+    )
