@@ -182,6 +182,18 @@ def test_system_page_shows_the_set_up_without_secrets(page: Page, api: Api, shot
     shots(page, "15-system")
 
 
+def test_api_docs_render_from_this_server_under_a_csp(page: Page, ui_server: RunningServer, shots: Shots) -> None:
+    """Swagger UI's files come from Dockyard itself (an offline site has no CDN)."""
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(ui_server.url) else outside.append(r.url))
+    response = page.goto("/api/v0/docs")
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Dockyard API")
+    expect(page.locator(".opblock-tag", has_text="jobs")).to_be_visible()
+    shots(page, "16-api-docs")
+    assert outside == [], outside
+
+
 def test_xss_in_a_description_renders_as_text(page: Page, api: Api, dialogs: Dialogs, shots: Shots) -> None:
     payload = '<img src=x onerror=alert(1)><script>alert(2)</script>"><svg onload=alert(3)>'
     api.repo("admin", "xss")

@@ -32,6 +32,7 @@ from . import (
     webhooks,
 )
 from .deps import ApiContext
+from .docs import add_docs
 from .errors import HANDLERS, RESPONSES
 
 DESCRIPTION = """\
@@ -101,7 +102,7 @@ def build_fastapi(
         version="0",
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by .docs, from this server
         redoc_url=None,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
     )
@@ -127,4 +128,5 @@ def build_fastapi(
     )
     for module in routers:
         api.include_router(module.router, responses=RESPONSES)
+    add_docs(api)
     return api
