@@ -182,6 +182,29 @@ def test_system_page_shows_the_set_up_without_secrets(page: Page, api: Api, shot
     shots(page, "15-system")
 
 
+def test_gc_schedules_from_the_jobs_page(page: Page, shots: Shots) -> None:
+    sign_in(page)
+    go(page, "/jobs")
+    form = page.locator("#new-schedule")
+    form.get_by_label("Name").fill("nightly-gc")
+    form.get_by_label("Schedule (UTC", exact=False).fill("0 3 * *")
+    form.get_by_role("button", name="Add schedule").click()
+    expect(form.locator("[data-error-for='_form']")).to_contain_text("has 4 fields")
+    form.get_by_label("Schedule (UTC", exact=False).fill("0 3 * * *")
+    form.get_by_role("button", name="Add schedule").click()
+    row = page.locator("tr[data-cron='nightly-gc']")
+    expect(row).to_contain_text("0 3 * * *")
+    expect(row).to_contain_text("yes")
+    row.get_by_role("button", name="Disable").click()
+    expect(page.locator("tr[data-cron='nightly-gc']")).to_contain_text("no")
+    shots(page, "17-schedules")
+    assert page.request.get("/api/v0/crons/nightly-gc").json()["enabled"] is False
+    page.locator("tr[data-cron='nightly-gc']").get_by_role("button", name="Delete").click()
+    page.locator("dialog [data-confirm]").click()
+    expect(page.locator("tr[data-cron='nightly-gc']")).to_have_count(0)
+    assert page.request.get("/api/v0/crons/nightly-gc").status == 404
+
+
 def test_api_docs_render_from_this_server_under_a_csp(page: Page, ui_server: RunningServer, shots: Shots) -> None:
     """Swagger UI's files come from Dockyard itself (an offline site has no CDN)."""
     outside: list[str] = []
