@@ -182,6 +182,26 @@ def test_system_page_shows_the_set_up_without_secrets(page: Page, api: Api, shot
     shots(page, "15-system")
 
 
+def test_organization_wide_grants(page: Page, api: Api) -> None:
+    api.org("nsorg")
+    api.team("nsorg", "devs")
+    sign_in(page)
+    go(page, "/organizations/nsorg")
+    form = page.locator("#grant-namespace")
+    form.get_by_label("Team").select_option("devs")
+    form.get_by_label("Level").select_option("read-write")
+    form.get_by_role("button", name="Grant").click()
+    row = page.locator("tr[data-grant='devs']")
+    expect(row).to_contain_text("read-write")
+    grants = page.request.get("/api/v0/repositoryNamespaces/nsorg/teamAccess").json()["teamAccessList"]
+    assert [(g["team"]["name"], g["accessLevel"]) for g in grants] == [("devs", "read-write")]
+    row.get_by_role("button", name="Revoke").click()
+    page.locator("dialog [data-confirm]").click()
+    expect(page.locator("tr[data-grant='devs']")).to_have_count(0)
+    go(page, "/organizations")
+    expect(page.locator("tr[data-org='nsorg']")).to_be_visible()
+
+
 def test_gc_schedules_from_the_jobs_page(page: Page, shots: Shots) -> None:
     sign_in(page)
     go(page, "/jobs")

@@ -1,14 +1,20 @@
 import { del, enc, get, post, put, showErrors } from "../api.js";
 import { clear, confirmAction, field, h, table, toast } from "../dom.js";
 import { state } from "../app.js";
+import { pagedList } from "../paging.js";
 
 export async function renderList(main) {
   main.append(h("h1", {}, "Organizations"));
-  const orgs = state.account.isAdmin
-    ? (await get("/accounts?type=organization")).accounts
-    : (await get(`/accounts/${enc(state.account.name)}/organizations`)).organizations;
-  main.append(table(["Name", "Full name"], orgs.map((o) => h("tr", { "data-org": o.name },
+  const holder = h("div");
+  const pager = h("div", { class: "pager" });
+  main.append(holder, pager);
+  const draw = (orgs) => holder.append(table(["Name", "Full name"], orgs.map((o) => h("tr", { "data-org": o.name },
     h("td", {}, h("a", { href: `#/organizations/${enc(o.name)}` }, o.name)), h("td", {}, o.fullName))), "No organizations."));
+  if (state.account.isAdmin) {
+    await pagedList(holder, pager, "/accounts", { type: "organization", pageSize: 50 }, (body) => draw(body.accounts))();
+  } else {
+    draw((await get(`/accounts/${enc(state.account.name)}/organizations`)).organizations);
+  }
   if (state.account.isAdmin) {
     const form = h("form", { class: "card", id: "new-organization" }, h("h2", {}, "New organization"),
       field("Name", "name", { required: true }), field("Full name", "fullName"),
@@ -42,6 +48,38 @@ export async function renderOrg(main, org) {
     } catch (e) { showErrors(form, e); }
   });
   main.append(form, h("p", {}, h("a", { href: "#/repositories" }, "Repositories"), ` of ${org}: filter by namespace "${org}".`));
+  main.append(await namespaceGrants(org, teams));
+}
+
+// Team grants on every repository of the organization (repositoryNamespaces/{org}/teamAccess).
+async function namespaceGrants(org, teams) {
+  const base = `/repositoryNamespaces/${enc(org)}/teamAccess`;
+  const section = h("section", { class: "card", id: "namespace-grants" });
+  async function load() {
+    clear(section);
+    section.append(h("h2", {}, `Access to every repository of ${org}`));
+    const grants = (await get(base)).teamAccessList;
+    section.append(table(["Team", "Level", ""], grants.map((g) => {
+      const remove = h("button", { type: "button", class: "danger" }, "Revoke");
+      remove.addEventListener("click", async () => {
+        if (!(await confirmAction(`Revoke ${g.team.name}'s access to every repository of ${org}?`, "Revoke"))) return;
+        try { await del(`${base}/${enc(g.team.name)}`); load(); } catch (e) { toast(e.message); }
+      });
+      return h("tr", { "data-grant": g.team.name }, h("td", {}, g.team.name), h("td", {}, g.accessLevel), h("td", {}, remove));
+    }), "No organization-wide grants."));
+    const form = h("form", { class: "row", id: "grant-namespace" },
+      field("Team", "team", { tag: "select", options: teams.map((t) => t.name) }),
+      field("Level", "level", { tag: "select", options: ["read-only", "read-write", "admin"], value: "read-only" }),
+      h("button", { type: "submit" }, "Grant"), h("p", { class: "error", "data-error-for": "_form" }));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const d = new FormData(form);
+      try { await put(`${base}/${enc(d.get("team"))}`, { accessLevel: d.get("level") }); toast("Granted"); load(); } catch (e) { showErrors(form, e); }
+    });
+    section.append(form);
+  }
+  try { await load(); } catch (e) { section.append(h("p", { class: "muted" }, e.message)); }
+  return section;
 }
 
 export async function renderTeam(main, org, team) {

@@ -1,29 +1,17 @@
-import { call, del, enc, get, post, q, showErrors } from "../api.js";
+import { del, enc, get, post, showErrors } from "../api.js";
 import { clear, confirmAction, field, h, table, toast, when } from "../dom.js";
+import { pagedList } from "../paging.js";
 
 export async function renderList(main) {
   main.append(h("h1", {}, "Users"));
   const holder = h("div");
   const pager = h("div", { class: "pager" });
   main.append(holder, pager);
-  const starts = [null];
-  let page = 0;
-  async function load() {
-    clear(holder); clear(pager);
-    const response = await call("GET", `/accounts${q({ type: "user", pageSize: 50, pageStart: starts[page] })}`, undefined, { raw: true });
-    const users = (await response.json()).accounts;
-    const next = response.headers.get("X-Next-Page-Start");
-    holder.append(table(["Name", "Full name", "Admin", "Active"], users.map((u) => h("tr", { "data-user-row": u.name },
+  const load = pagedList(holder, pager, "/accounts", { type: "user", pageSize: 50 }, (body) => {
+    holder.append(table(["Name", "Full name", "Admin", "Active"], body.accounts.map((u) => h("tr", { "data-user-row": u.name },
       h("td", {}, h("a", { href: `#/users/${enc(u.name)}` }, u.name)), h("td", {}, u.fullName),
       h("td", {}, u.isAdmin ? "yes" : ""), h("td", {}, u.isActive ? "yes" : "no")))));
-    if (next || page > 0) {
-      const prev = h("button", { type: "button", class: "secondary", disabled: page === 0 }, "Previous");
-      const more = h("button", { type: "button", class: "secondary", disabled: !next }, "Next");
-      prev.addEventListener("click", () => { page -= 1; load(); });
-      more.addEventListener("click", () => { starts[page + 1] = next; page += 1; load(); });
-      pager.append(prev, more);
-    }
-  }
+  });
   await load();
   const form = h("form", { class: "card", id: "new-user" }, h("h2", {}, "New user"),
     field("Name", "name", { required: true }), field("Password", "password", { type: "password", required: true, autocomplete: "new-password" }),
