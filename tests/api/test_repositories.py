@@ -135,6 +135,10 @@ def test_tags_list_what_was_pushed(api: Api, registry: httpx.Client) -> None:
     assert [(t["name"], t["digest"]) for t in tags] == [("v1", digest_v1), ("v2", digest_v2)]
     assert tags[0]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert tags[0]["size"] > 0 and tags[0]["updatedAt"]
+    assert [t["pushedBy"] for t in tags] == ["admin", "admin"]  # the registry client signs in as admin
+    with httpx.Client(base_url=api.server.url, auth=RITA, timeout=60) as rita:
+        push_image(rita, "rita/tagged", "v2")  # moved by rita now
+    assert [t["pushedBy"] for t in api.ok("GET", "/repositories/rita/tagged/tags", auth=RITA)] == ["admin", "rita"]
     r = api.call("GET", "/repositories/rita/tagged/tags?pageSize=1", RITA)
     assert [t["name"] for t in r.json()] == ["v1"] and r.headers["x-next-page-start"] == "v1"
     assert api.call("GET", "/repositories/rita/tagged/tags", NINA).status_code == 404

@@ -82,6 +82,7 @@ def test_admin_scenario(page: Page, api: Api, ui_server: RunningServer, shots: S
     expect(row.locator("[data-platforms]")).to_have_text("linux/amd64, linux/arm64, linux/arm/v7")
     expect(row.locator("[data-size]")).to_have_text(re.compile(r"\d+(\.\d)? (B|KB|MB)"))
     expect(row.locator("[data-last-pulled]")).to_have_text("never")
+    expect(row.locator("[data-pushed]")).to_contain_text("by admin")
     # the pull line names the first tag, not a ":latest" the repository may not have
     expect(page.locator("[data-pull]")).to_have_text(f"docker pull {ui_server.host}/acme/app:v1")
     shots(page, "03-repository")

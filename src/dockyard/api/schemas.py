@@ -228,6 +228,7 @@ class Tag(Schema):
         " index's sum of those of its images"
     )
     updated_at: datetime.datetime
+    pushed_by: str | None = Field(None, description="the account that pushed the tag last (None: anonymous)")
     last_pulled_at: datetime.datetime | None = Field(None, description="the last GET of the tag's manifest by tag")
     signed: bool = Field(False, description="a valid Notary signature names this tag at its current digest")
     signatures: list[TagSignature] = Field(default_factory=list, description="the valid Notary signatures of the tag")
@@ -272,6 +273,7 @@ def tag_out(t: TagRow, signatures: list[NotarySignature] | None = None) -> Tag:
         media_type=t.media_type,
         size=t.size,
         updated_at=datetime.datetime.fromtimestamp(t.updated_at, datetime.UTC),
+        pushed_by=t.pushed_by,
         last_pulled_at=_time(t.last_pulled_at),
         signed=any(s.matches for s in signed),
         signatures=signed,

@@ -58,6 +58,7 @@ class TagRow:
     updated_at: float
     content: bytes = b""  # the manifest's bytes, read only for indexes (their platforms)
     last_pulled_at: float | None = None
+    pushed_by: str | None = None
 
 
 def _repository_query() -> Select[Any]:
@@ -191,6 +192,7 @@ def tags_page(conn: Connection, repo_id: int, after: str | None, limit: int) -> 
             content,
             tag_pulls.c.last_pulled_at,
             manifests.c.id,
+            tags.c.pushed_by,
         )
         .select_from(
             tags.join(manifests, manifests.c.id == tags.c.manifest_id).outerjoin(
@@ -214,6 +216,7 @@ def tags_page(conn: Connection, repo_id: int, after: str | None, limit: int) -> 
             float(r[4]),
             bytes(r[5] or b""),
             float(r[6]) if r[6] is not None else None,
+            r[8],
         )
         for r in rows
     ]

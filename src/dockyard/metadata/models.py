@@ -93,6 +93,7 @@ tags = Table(
     Column("name", String(128), nullable=False),
     Column("manifest_id", Integer, ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("pushed_by", String(255)),  # the account that last moved the tag; NULL: anonymous or unknown
     PrimaryKeyConstraint("repository_id", "name"),
     Index("ix_tags_manifest", "manifest_id"),
 )

@@ -183,6 +183,7 @@ class NewManifest:
     annotations: dict[str, str]
     blob_refs: tuple[str, ...]
     manifest_refs: tuple[str, ...]
+    pushed_by: str | None = None  # the account pushing (None: anonymous, or auth off)
 
 
 def put_manifest(conn: Connection, repo_id: int, m: NewManifest, tag: str | None) -> None:
@@ -215,9 +216,9 @@ def put_manifest(conn: Connection, repo_id: int, m: NewManifest, tag: str | None
         upsert(
             conn,
             tags,
-            {"repository_id": repo_id, "name": tag, "manifest_id": mid, "updated_at": now},
+            {"repository_id": repo_id, "name": tag, "manifest_id": mid, "updated_at": now, "pushed_by": m.pushed_by},
             keys=("repository_id", "name"),
-            update=("manifest_id", "updated_at"),
+            update=("manifest_id", "updated_at", "pushed_by"),
         )
 
 

@@ -30,7 +30,11 @@ async def put(request: Request) -> Response:
     name = c.repo_name(request)
     service = c.registry(request).manifests
     body = await c.read_capped(request, service.max_manifest_bytes)
-    result = await service.put(name, request.path_params["reference"], body, request.headers.get("content-type"))
+    principal = request.scope.get(c.PRINCIPAL)
+    pushed_by = None if principal is None or principal.anonymous else principal.name
+    result = await service.put(
+        name, request.path_params["reference"], body, request.headers.get("content-type"), pushed_by
+    )
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",
         "Docker-Content-Digest": result.digest,

@@ -134,7 +134,9 @@ class ManifestService:
                 return await queries.manifest_by_digest(self.db, repo, entry.get("digest", ""))
         return None
 
-    async def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> PutResult:
+    async def put(
+        self, repo: str, reference: str, body: bytes, content_type: str | None, pushed_by: str | None = None
+    ) -> PutResult:
         if len(body) > self.max_manifest_bytes:
             raise codes.RegistryError(codes.SIZE_TOO_LARGE, f"manifest is larger than {self.max_manifest_bytes} bytes")
         tag: str | None = None
@@ -160,6 +162,7 @@ class ManifestService:
             annotations=parsed.annotations,
             blob_refs=tuple(d.digest for d in ((parsed.config,) if parsed.config else ()) + parsed.layers),
             manifest_refs=tuple(d.digest for d in parsed.children),
+            pushed_by=pushed_by,
         )
         immutable = self.lifecycle is not None and (await self.lifecycle.for_repository(repo)).immutable
         await self.db.write(self._store, repo, new, tag, immutable)

@@ -75,7 +75,7 @@ async function tagList(section, base, ns, name, full, onPage) {
       h("td", { class: "mono" }, t.digest.slice(0, 19) + "…"),
       h("td", { "data-size": "" }, bytes(t.size)),
       h("td", { "data-platforms": "" }, t.platforms.length ? t.platforms.join(", ") : "—"),
-      h("td", {}, when(t.updatedAt)),
+      h("td", { "data-pushed": "" }, when(t.updatedAt), t.pushedBy ? ` by ${t.pushedBy}` : ""),
       h("td", { "data-last-pulled": "" }, t.lastPulledAt ? when(t.lastPulledAt) : "never"),
       h("td", {}, t.signed ? h("span", { class: "badge signed" }, "signed") : "no"))), `No tags yet. Push with: docker push ${location.host}/${full}:<tag>`));
     if (next || page > 0) {
