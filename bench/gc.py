@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib.client import Registry, sha256_digest  # noqa: E402
+from benchlib.images import seeded_manifest  # noqa: E402
 from benchlib.servers import clean_env, dockyard_server  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,22 +68,7 @@ def seed(data_dir: Path, manifests: int, blobs: int, repos: int) -> None:
             own = digests[(m * per_manifest) % blobs : (m * per_manifest) % blobs + per_manifest]
             shared = [digests[rnd.randrange(blobs)]]
             layers = own + shared
-            body = json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": DOCKER_MANIFEST,
-                    "config": {
-                        "mediaType": "application/vnd.docker.container.image.v1+json",
-                        "digest": layers[0][0],
-                        "size": layers[0][1],
-                    },
-                    "layers": [
-                        {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d, "size": s}
-                        for d, s in layers[1:]
-                    ],
-                }
-            ).encode()
-            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            body, digest = seeded_manifest(layers)
             cur = conn.execute(
                 "INSERT INTO manifests (repository_id, digest, media_type, size, content, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",

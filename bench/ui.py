@@ -33,6 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchlib.images import seeded_manifest  # noqa: E402
 from benchlib.servers import dockyard_server  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,23 +75,7 @@ def seed(db_path: Path, repos: int, now: float) -> None:
             children = []
             for t in range(TAGS_PER_REPO - 1):
                 layers = [blob_pool[rnd.randrange(len(blob_pool))] for _ in range(3)]
-                body = json.dumps(
-                    {
-                        "schemaVersion": 2,
-                        "mediaType": DOCKER_MANIFEST,
-                        "config": {
-                            "mediaType": "application/vnd.docker.container.image.v1+json",
-                            "digest": layers[0][0],
-                            "size": layers[0][1],
-                        },
-                        "layers": [
-                            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d, "size": s}
-                            for d, s in layers[1:]
-                        ],
-                        "annotations": {"n": f"{rid}-{t}"},
-                    }
-                ).encode()
-                digest = "sha256:" + hashlib.sha256(body).hexdigest()
+                body, digest = seeded_manifest(layers, {"n": f"{rid}-{t}"})
                 mid += 1
                 created = now - rnd.random() * 86400 * 30
                 manifests.append((mid, rid, digest, DOCKER_MANIFEST, len(body), body, created))

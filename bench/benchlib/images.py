@@ -99,3 +99,25 @@ def write_oci_layout(path: Path, layers: int, min_size: int, max_size: int, tag:
     (path / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
     total = sum(len(layer.blob) for layer in made) + len(config) + len(manifest)
     return OciLayout(path, tag, total, layers)
+
+
+def seeded_manifest(blobs: list[tuple[str, int]], annotations: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """A Docker schema 2 manifest naming already-stored blobs, the first as its config, for
+    benches that seed a database directly; (its bytes, its digest)."""
+    doc: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": blobs[0][0],
+            "size": blobs[0][1],
+        },
+        "layers": [
+            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d, "size": s}
+            for d, s in blobs[1:]
+        ],
+    }
+    if annotations:
+        doc["annotations"] = annotations
+    body = json.dumps(doc).encode()
+    return body, "sha256:" + hashlib.sha256(body).hexdigest()
