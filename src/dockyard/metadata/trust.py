@@ -159,28 +159,46 @@ def by_version(conn: Connection, gun: str, role: str, version: int) -> TrustFile
     return _file(row) if row else None
 
 
+# Built once: every trust update runs these, and a statement built per call costs more than the
+# SQL itself (SQLAlchemy derives its cache key from the whole statement each time).
+_MAX_VERSIONS = (
+    select(trust_files.c.role, func.max(trust_files.c.version))
+    .where(trust_files.c.gun == bindparam("gun"))
+    .group_by(trust_files.c.role)
+)
+_INSERT_FILE = insert(trust_files)
+_INSERT_CHANGE = insert(trust_changes)
+
+
 def max_versions(conn: Connection, gun: str) -> dict[str, int]:
-    rows = conn.execute(
-        select(trust_files.c.role, func.max(trust_files.c.version))
-        .where(trust_files.c.gun == gun)
-        .group_by(trust_files.c.role)
-    )
-    return {role: version for role, version in rows}
+    return {role: version for role, version in conn.execute(_MAX_VERSIONS, {"gun": gun})}
 
 
 def store(conn: Connection, gun: str, repository: str, files: list[tuple[str, int, str, bytes]]) -> None:
     """Insert role files (role, version, sha256, bytes); a changefeed row for each timestamp."""
     now = time.time()
-    for role, version, sha, content in files:
-        conn.execute(
-            insert(trust_files).values(
-                gun=gun, repository=repository, role=role, version=version, sha256=sha, content=content, created_at=now
-            )
-        )
-        if role == "timestamp":
-            conn.execute(
-                insert(trust_changes).values(gun=gun, version=version, sha256=sha, category="update", created_at=now)
-            )
+    conn.execute(
+        _INSERT_FILE,
+        [
+            {
+                "gun": gun,
+                "repository": repository,
+                "role": role,
+                "version": version,
+                "sha256": sha,
+                "content": content,
+                "created_at": now,
+            }
+            for role, version, sha, content in files
+        ],
+    )
+    changes = [
+        {"gun": gun, "version": version, "sha256": sha, "category": "update", "created_at": now}
+        for role, version, sha, _ in files
+        if role == "timestamp"
+    ]
+    if changes:
+        conn.execute(_INSERT_CHANGE, changes)
 
 
 def delete_gun(conn: Connection, gun: str) -> int:
@@ -223,16 +241,20 @@ def server_keys(conn: Connection, gun: str, role: str) -> list[ServerKey]:
     return [ServerKey(r.key_id, r.role, r.algorithm, bytes(r.public), r.created_at) for r in rows]
 
 
+_INSERT_KEY = insert(trust_keys)
+
+
 def add_server_key(conn: Connection, gun: str, key: ServerKey) -> None:
     conn.execute(
-        insert(trust_keys).values(
-            key_id=key.key_id,
-            gun=gun,
-            role=key.role,
-            algorithm=key.algorithm,
-            public=key.public,
-            created_at=key.created_at,
-        )
+        _INSERT_KEY,
+        {
+            "key_id": key.key_id,
+            "gun": gun,
+            "role": key.role,
+            "algorithm": key.algorithm,
+            "public": key.public,
+            "created_at": key.created_at,
+        },
     )
 
 

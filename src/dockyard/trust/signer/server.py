@@ -22,6 +22,9 @@ from .keystore import KeyStore, LocalSigner
 from .service import KeyNotFound, PublicKeyInfo
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 def key_json(info: PublicKeyInfo) -> dict[str, str]:
     return {
         "key_id": info.key_id,
@@ -103,4 +106,5 @@ def serve(store: KeyStore, host: str, port: int, cert: str, key: str, password: 
         ssl_ca_certs=ca,
         ssl_cert_reqs=ssl.CERT_REQUIRED,  # mutual TLS: no client certificate from our CA, no connection
         log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,  # the trust server reuses its connections (remote.py)
     )
