@@ -4,6 +4,7 @@
     python bench/notary.py                      # 3 runs of 10 iterations, separate signers
     python bench/notary.py --signer local       # both sign in-process / in memory
     python bench/notary.py --runs 5 --iterations 20
+    python bench/notary.py --reference-storage postgres   # the reference durable too
 
 One iteration = ``notary init -p``, ``notary add -p`` and ``notary lookup`` on a fresh GUN with
 a fresh client trust folder, against each server in turn (reference first, then Dockyard). The
@@ -37,12 +38,41 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchlib.postgres import Postgres  # noqa: E402
 from benchlib.servers import LOOPBACK, _die_with_parent, clean_env, free_port  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTARY = "/usr/bin/notary"
 NOTARY_SERVER = "/usr/bin/notary-server"
 NOTARY_SIGNER = "/usr/bin/notary-signer"
+SIGNER_ALIAS = "bench"  # notary-signer reads the key passphrase from NOTARY_SIGNER_<ALIAS>
+
+# The tables notary-server and notary-signer (0.7) expect on PostgreSQL, as their gorm models
+# name them; Debian ships no migrations and neither program creates its tables.
+NOTARY_SERVER_SCHEMA = """
+CREATE TABLE tuf_files (
+    id serial PRIMARY KEY, created_at timestamptz, updated_at timestamptz, deleted_at timestamptz,
+    gun varchar(255) NOT NULL, role varchar(255) NOT NULL, version integer NOT NULL,
+    sha256 varchar(64), data bytea NOT NULL, UNIQUE (gun, role, version)
+);
+CREATE INDEX tuf_files_sha256 ON tuf_files (sha256);
+CREATE INDEX tuf_files_deleted_at ON tuf_files (deleted_at);
+CREATE TABLE changefeed (
+    id serial PRIMARY KEY, created_at timestamptz DEFAULT now(), gun varchar(255) NOT NULL,
+    version integer NOT NULL, sha256 varchar(64), category varchar(20) NOT NULL DEFAULT 'update'
+);
+CREATE INDEX changefeed_gun ON changefeed (gun);
+"""
+NOTARY_SIGNER_SCHEMA = """
+CREATE TABLE private_keys (
+    id serial PRIMARY KEY, created_at timestamptz, updated_at timestamptz, deleted_at timestamptz,
+    key_id varchar(255) NOT NULL UNIQUE, encryption_alg varchar(255) NOT NULL,
+    keywrap_alg varchar(255) NOT NULL, algorithm varchar(50) NOT NULL,
+    passphrase_alias varchar(50) NOT NULL, gun varchar(255) NOT NULL, role varchar(255) NOT NULL,
+    public bytea NOT NULL, private bytea NOT NULL, last_used timestamptz
+);
+CREATE INDEX private_keys_deleted_at ON private_keys (deleted_at);
+"""
 PASSPHRASES = {
     "NOTARY_ROOT_PASSPHRASE": "bench-root-passphrase",
     "NOTARY_TARGETS_PASSPHRASE": "bench-targets-passphrase",
@@ -194,7 +224,8 @@ class Target:
             p.stop()
 
 
-def start_reference(work: Path, signer: str) -> Target:
+def start_reference(work: Path, signer: str, postgres: Postgres | None = None) -> Target:
+    """notary-server (and notary-signer): in memory, or on ``postgres`` when given."""
     work.mkdir(parents=True)
     certs = issue_certificates(work / "tls")
     port = free_port()
@@ -213,9 +244,14 @@ def start_reference(work: Path, signer: str) -> Target:
             "logging": {"level": "error"},
             "storage": {"backend": "memory"},
         }
+        signer_env = clean_env()
+        if postgres is not None:
+            url = postgres.create_database("notarysigner", NOTARY_SIGNER_SCHEMA)
+            signer_config["storage"] = {"backend": "postgres", "db_url": url, "default_alias": SIGNER_ALIAS}
+            signer_env[f"NOTARY_SIGNER_{SIGNER_ALIAS.upper()}"] = "bench-signer-passphrase"
         (work / "signer.json").write_text(json.dumps(signer_config, indent=2))
         signer_proc = Process(
-            "notary-signer", [NOTARY_SIGNER, "-config", str(work / "signer.json")], work / "signer.log"
+            "notary-signer", [NOTARY_SIGNER, "-config", str(work / "signer.json")], work / "signer.log", signer_env
         )
         signer_proc.start()
         processes.append(signer_proc)
@@ -239,11 +275,15 @@ def start_reference(work: Path, signer: str) -> Target:
         "logging": {"level": "error"},
         "storage": {"backend": "memory"},
     }
+    if postgres is not None:
+        url = postgres.create_database("notaryserver", NOTARY_SERVER_SCHEMA)
+        server_config["storage"] = {"backend": "postgres", "db_url": url}
     (work / "server.json").write_text(json.dumps(server_config, indent=2))
     server = Process("notary-server", [NOTARY_SERVER, "-config", str(work / "server.json")], work / "server.log")
     server.start()
     processes.append(server)
-    target = Target(f"notary-server ({signer} signer)", port, certs["ca"], processes, needs_repository=False)
+    storage = "postgres" if postgres is not None else "memory"
+    target = Target(f"notary-server ({signer} signer, {storage})", port, certs["ca"], processes, needs_repository=False)
     try:
         wait_https(server, port, certs["ca"], "/_notary_server/health")
     except Exception:
@@ -252,10 +292,15 @@ def start_reference(work: Path, signer: str) -> Target:
     return target
 
 
-def start_dockyard(work: Path, signer: str) -> Target:
+def start_dockyard(work: Path, signer: str, postgres: Postgres | None = None) -> Target:
+    """Dockyard on its default SQLite, or on ``postgres`` when given (the signer's keystore is
+    its own SQLite file either way)."""
     work.mkdir(parents=True)
     data = work / "data"
     env = clean_env()
+    if postgres is not None:
+        url = postgres.create_database("dockyard").split("?", 1)[0]
+        env["DOCKYARD_DATABASE_URL"] = url.replace("postgres://", "postgresql+psycopg://", 1)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")) if p)
     env["DOCKYARD_AUTH__ENABLED"] = "false"  # the reference runs without authentication too
     python = [sys.executable, "-m", "dockyard"]
@@ -287,7 +332,10 @@ def start_dockyard(work: Path, signer: str) -> Target:
     )
     server.start()
     processes.append(server)
-    target = Target(f"Dockyard ({signer} signer)", port, data / "ca" / "ca.crt", processes, needs_repository=True)
+    database = "postgres" if postgres is not None else "sqlite"
+    target = Target(
+        f"Dockyard ({signer} signer, {database})", port, data / "ca" / "ca.crt", processes, needs_repository=True
+    )
     try:
         wait_https(server, port, target.ca, "/v2/")
     except Exception:
@@ -385,6 +433,19 @@ def main(argv: list[str] | None = None) -> int:
         help="where to put the temporary folder (Dockyard's data); e.g. /dev/shm to take fsync out,"
         " since the reference's memory storage never writes to disk",
     )
+    parser.add_argument(
+        "--reference-storage",
+        choices=("memory", "postgres"),
+        default="memory",
+        help="memory: notary-server and notary-signer keep everything in memory (default);"
+        " postgres: both on a PostgreSQL started here, durable, as notary runs in production",
+    )
+    parser.add_argument(
+        "--dockyard-database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="sqlite: Dockyard's embedded default (default); postgres: the same PostgreSQL as the reference",
+    )
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (configs, logs)")
     args = parser.parse_args(argv)
     for binary in (NOTARY, NOTARY_SERVER, NOTARY_SIGNER):
@@ -394,10 +455,17 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="dockyard-notary-bench-", dir=args.tmp_dir))
     targets: list[Target] = []
+    postgres: Postgres | None = None
     try:
-        reference = start_reference(work / "reference", args.signer)
+        if "postgres" in (args.reference_storage, args.dockyard_database):
+            postgres = Postgres.start()
+        reference = start_reference(
+            work / "reference", args.signer, postgres if args.reference_storage == "postgres" else None
+        )
         targets.append(reference)
-        dockyard = start_dockyard(work / "dockyard", args.signer)
+        dockyard = start_dockyard(
+            work / "dockyard", args.signer, postgres if args.dockyard_database == "postgres" else None
+        )
         targets.append(dockyard)
         payload = work / "payload"
         payload.write_bytes(os.urandom(1024).hex().encode())
@@ -405,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         for t in targets:
             round_trip(t, work / t.label.split()[0], "warmup", payload)
 
-        print(f"notary init -p + add -p + lookup, {args.iterations} fresh GUNs per run, {args.signer} signers")
+        print(f"notary init -p + add -p + lookup, {args.iterations} fresh GUNs per run")
+        print(f"reference: {reference.label}; Dockyard: {dockyard.label}")
         print(f"{'run':>3}  {'reference s':>11}  {'Dockyard s':>10}  {'ref/iter ms':>11}  {'dy/iter ms':>10}  ratio")
         ratios = []
         for run in range(1, args.runs + 1):
@@ -430,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for t in targets:
             t.stop()
+        if postgres is not None:
+            postgres.stop()
         if args.keep_tmp:
             print(f"kept {work}")
         else:

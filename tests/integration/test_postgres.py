@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -129,3 +130,21 @@ def test_concurrent_pushes_of_one_blob_on_postgres(pg_server: RunningServer) -> 
     with pg_server.client() as c:
         for i in range(3):
             assert c.get(f"/v2/pg/race{i}/blobs/{sha256(data)}").content == data
+
+
+def test_unsynced_write_commits_and_leaves_the_connection_synchronous(postgres_url: str) -> None:
+    from dockyard.metadata.db import Database
+
+    db = Database(postgres_url)
+    try:
+        db.write_sync(lambda conn: conn.exec_driver_sql("CREATE TABLE unsynced_probe (v integer)"))
+
+        def insert(conn: Any) -> str:
+            conn.exec_driver_sql("INSERT INTO unsynced_probe VALUES (1)")
+            return str(conn.exec_driver_sql("SHOW synchronous_commit").scalar_one())
+
+        assert db.write_unsynced_sync(insert) == "off"  # only inside that transaction (SET LOCAL)
+        assert db.read_sync(lambda conn: conn.exec_driver_sql("SELECT v FROM unsynced_probe").scalars().all()) == [1]
+        assert db.write_sync(lambda conn: conn.exec_driver_sql("SHOW synchronous_commit").scalar_one()) == "on"
+    finally:
+        db.dispose()

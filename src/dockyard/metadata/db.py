@@ -153,6 +153,23 @@ class Database:
         with self.engine.connect().execution_options(dockyard_write=True) as conn, conn.begin():
             return fn(conn, *args, **kwargs)
 
+    def write_unsynced_sync(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``write_sync`` without waiting for the disk: the transaction survives a crash of this
+        process, and is on disk with the next synced commit, but an OS crash or power loss before
+        that may undo it. Only for rows that can be rebuilt from elsewhere."""
+        with self.engine.connect().execution_options(dockyard_write=True) as conn:
+            raw = conn.connection.driver_connection if self.dialect == "sqlite" else None
+            if raw is not None:
+                raw.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync at commit
+            try:
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                    return fn(conn, *args, **kwargs)
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA synchronous=FULL")
+
     async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._inline_reads:
             return self.read_sync(fn, *args, **kwargs)
@@ -160,6 +177,9 @@ class Database:
 
     async def write(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await anyio.to_thread.run_sync(lambda: self.write_sync(fn, *args, **kwargs))
+
+    async def write_unsynced(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await anyio.to_thread.run_sync(lambda: self.write_unsynced_sync(fn, *args, **kwargs))
 
     def dispose(self) -> None:
         if self._reader is not None:

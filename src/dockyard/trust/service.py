@@ -9,6 +9,7 @@ one transaction (every role file and its changefeed row, or nothing).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import logging
@@ -23,12 +24,13 @@ from ..metadata import trust as q
 from ..metadata.db import Database
 from . import gun as guns
 from . import tuf, validation
-from .errors import InvalidGun, InvalidRole, MetadataNotFound, OldVersion, ServerFault, TrustError
+from .errors import InvalidGun, InvalidRole, InvalidUpdate, MetadataNotFound, OldVersion, ServerFault, TrustError
 from .signer.service import KeyNotFound, Signer, SignerUnavailable
 
 log = logging.getLogger("dockyard.trust")
 
 SERVER_ROLES = ("timestamp", "snapshot")
+RECOVER_AT_MOST = 4  # key IDs per role asked of the signer when a root lists keys we have no row for
 
 
 def _utcnow() -> datetime.datetime:
@@ -131,7 +133,9 @@ class TrustService:
         except SignerUnavailable as e:
             raise ServerFault("NO_CRYPTOSERVICE", f"the signer cannot create a {role} key: {e}") from None
         key = q.ServerKey(info.key_id, role, info.algorithm, info.public_der, time.time())
-        await self.db.write(q.add_server_key, gun, key)
+        # Unsynced: the signer has already stored the key durably, and a row lost to a power
+        # failure is recorded again from the signer when a root lists the key (_recover_keys).
+        await self.db.write_unsynced(q.add_server_key, gun, key)
         return key
 
     async def _signing_key(self, gun: str, role: str, root: tuf.Root | None = None) -> q.ServerKey | None:
@@ -154,13 +158,14 @@ class TrustService:
         await self._require_repository(gun, repository)
         stored = await q.fetch_latest_of_each(self.db, gun)
         now = self.clock()
-        result = validation.validate_update(
-            gun,
-            uploads,
-            {role: f.content for role, f in stored.items()},
-            now,
-            server_held=await self._server_held(gun),
-        )
+        contents = {role: f.content for role, f in stored.items()}
+        held = await self._server_held(gun)
+        try:
+            result = validation.validate_update(gun, uploads, contents, now, server_held=held)
+        except InvalidUpdate:
+            if not await self._recover_keys(gun, uploads.get("root") or contents.get("root"), held):
+                raise
+            result = validation.validate_update(gun, uploads, contents, now, server_held=held)
         files = [(f.role, f.version, f.sha256, f.content) for f in result.files]
         root = result.root
         if result.needs_snapshot:
@@ -172,6 +177,32 @@ class TrustService:
         )
         files.append(await self._sign_timestamp(gun, root, stored.get("timestamp"), snapshot_bytes, now))
         await self._store(gun, repository, files, {role: f.version for role, f in stored.items()})
+
+    async def _recover_keys(self, gun: str, root_bytes: bytes | None, held: dict[str, set[str]]) -> bool:
+        """Record the server keys ``root_bytes`` lists that the signer holds for this GUN but this
+        database does not (their rows are written unsynced); whether any were found."""
+        if root_bytes is None:
+            return False
+        try:
+            root = tuf.parse_root(root_bytes)
+        except (ValueError, TrustError):
+            return False  # validation names what is wrong with it
+        found = False
+        for role in SERVER_ROLES:
+            unknown = sorted(set(root.role_keyids(role)) - held[role])
+            for key_id in unknown[:RECOVER_AT_MOST]:
+                try:
+                    info = await self.signer.get_key(key_id)
+                except (KeyNotFound, SignerUnavailable):
+                    continue
+                if info.gun != gun or info.role != role:
+                    continue  # another GUN's key, or another role's: never borrowed
+                key = q.ServerKey(key_id, role, info.algorithm, info.public_der, time.time())
+                with contextlib.suppress(IntegrityError):  # a concurrent update recorded it first
+                    await self.db.write(q.add_server_key, gun, key)
+                held[role].add(key_id)
+                found = True
+        return found
 
     async def _server_held(self, gun: str) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}

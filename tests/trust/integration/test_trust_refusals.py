@@ -8,6 +8,7 @@ import base64
 import datetime
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -398,6 +399,37 @@ def test_no_snapshot_and_no_server_snapshot_key(server: RunningServer) -> None:
     refused(r, "INVALID_UPDATE", "ErrBadHierarchy", "snapshot")
     assert r.json()["errors"][0]["detail"]["Error"]["Missing"] == "snapshot"
     unchanged(c, 1, 1)
+
+
+# --- server keys: rows written unsynced, recovered from the signer -------------------------------
+
+
+def _server_key_rows(server: RunningServer, gun: str) -> set[tuple[str, str]]:
+    with sqlite3.connect(server.data_dir / "db" / "dockyard.db") as db:
+        return {(role, kid) for role, kid in db.execute("SELECT role, key_id FROM trust_keys WHERE gun = ?", (gun,))}
+
+
+def test_server_key_rows_lost_before_publishing_are_recovered_from_the_signer(server: RunningServer) -> None:
+    c = collection(server)
+    expected = {("timestamp", key_id(c.server_keys["timestamp"])), ("snapshot", key_id(c.server_keys["snapshot"]))}
+    assert _server_key_rows(server, c.gun) == expected
+    # What a power failure right after GET <role>.key may undo: the rows are written unsynced.
+    with sqlite3.connect(server.data_dir / "db" / "dockyard.db") as db:
+        db.execute("DELETE FROM trust_keys WHERE gun = ?", (c.gun,))
+    assert _server_key_rows(server, c.gun) == set()
+    r = c.post({"root": c.root(), "targets": c.targets(1, {"v1": b"one"})})
+    assert r.status_code == 200, r.text
+    assert _server_key_rows(server, c.gun) == expected
+    assert c.version_of("timestamp") == 1 and c.version_of("snapshot") == 1
+
+
+def test_another_guns_server_key_is_never_borrowed(server: RunningServer) -> None:
+    mine, theirs = collection(server), collection(server)
+    mine.server_keys["timestamp"] = theirs.server_keys["timestamp"]  # the signer holds it, for their GUN
+    r = mine.post({"root": mine.root(), "targets": mine.targets(1)})
+    refused(r, "INVALID_UPDATE", "ErrBadRoot", "no timestamp keys exist on the server")
+    assert mine.get("root.json").status_code == 404
+    assert ("timestamp", key_id(theirs.server_keys["timestamp"])) not in _server_key_rows(server, mine.gun)
 
 
 # --- replays and a refused update leaves nothing behind ----------------------------------------

@@ -21,7 +21,6 @@ from starlette.routing import Route
 from .keystore import KeyStore, LocalSigner
 from .service import KeyNotFound, PublicKeyInfo
 
-
 KEEP_ALIVE_SECONDS = 75
 
 
