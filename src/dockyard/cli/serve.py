@@ -18,6 +18,7 @@ from rich.console import Console
 
 from ..app import create_app
 from ..ca import ServerCredentials, ensure_server_certificate
+from ..coalesce import CoalescingHttpToolsProtocol
 from ..config import Settings
 from ..observability.logs import configure_logging
 from ..storage.factory import UnknownDriver
@@ -97,7 +98,7 @@ def run(settings: Settings, console: Console) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, with a response's writes sent as one
         lifespan="on",
         access_log=False,
         log_level=settings.server.log_level.lower(),

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ..metadata import queries
 from ..metadata import trust as q
 from ..metadata.db import Database
+from ..ttlcache import TtlCache
 from . import gun as guns
 from . import tuf, validation
 from .errors import InvalidGun, InvalidRole, InvalidUpdate, MetadataNotFound, OldVersion, ServerFault, TrustError
@@ -31,6 +32,9 @@ log = logging.getLogger("dockyard.trust")
 
 SERVER_ROLES = ("timestamp", "snapshot")
 RECOVER_AT_MOST = 4  # key IDs per role asked of the signer when a root lists keys we have no row for
+
+
+_NEVER = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
 def _utcnow() -> datetime.datetime:
@@ -57,6 +61,7 @@ class TrustService:
         self.hostnames = {h.lower() for h in hostnames}
         self.refresh_before_seconds = refresh_before_seconds
         self.clock = clock
+        self._served_until: TtlCache[tuple[str, str], datetime.datetime] = TtlCache(seconds=3600)
 
     # --- names ------------------------------------------------------------------------------
 
@@ -274,6 +279,8 @@ class TrustService:
         now = self.clock()
         timestamp = stored.get("timestamp")
         snapshot = stored["snapshot"]
+        if not force and timestamp is not None and await self._current_until(timestamp, snapshot) > now:
+            return timestamp  # the common case, decided without parsing a file (see _current_until)
         root = tuf.parse_root(stored["root"].content)
         files: list[tuple[str, int, str, bytes]] = []
         if tuf.expires_of(snapshot.content) <= now and await self._signing_key(gun, "snapshot", root):
@@ -300,6 +307,17 @@ class TrustService:
             return latest
         role, version, sha, content = files[-1]
         return q.TrustFile(role, version, sha, content, time.time())
+
+    async def _current_until(self, timestamp: q.TrustFile, snapshot: q.TrustFile) -> datetime.datetime:
+        """Until when ``timestamp`` may be served as it is: it names ``snapshot`` and neither has
+        expired. Files never change, so the answer is remembered by their checksums."""
+
+        async def decide() -> datetime.datetime:
+            if not validation.names_snapshot(timestamp.content, snapshot.content):
+                return _NEVER
+            return min(tuf.expires_of(timestamp.content), tuf.expires_of(snapshot.content))
+
+        return await self._served_until.get_or_load((timestamp.sha256, snapshot.sha256), decide)
 
     async def refresh_expiring(self) -> int:
         """Re-sign every timestamp that expires soon (run periodically); returns how many."""

@@ -39,6 +39,20 @@ def test_canonical_json_refuses_floats_and_other_types() -> None:
         tuf.canonical_json({"x": b"bytes"})
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"b": [1, true, null, -7, 12345678901234567890], "a": {"z": "\\u00e9<>&/", "": {}}}',
+        b'{"quote": "q\\"x", "backslash": "a\\\\b", "control": "line\\nbreak\\t\\u0001"}',
+        '{"ü": 1, "z": 2, "😀": "日本", "Z": 3, "sep": "\u2028", "esc": "\\u00e9"}'.encode(),
+        b'{"lone": "\\ud800", "deep": [[[{"k": [{}]}]]]}',
+    ],
+)
+def test_canonical_json_of_parsed_data_equals_the_general_encoder(raw: bytes) -> None:
+    doc = tuf.loads(raw)
+    assert tuf.canonical_json_of_parsed(doc) == tuf.canonical_json(doc)
+
+
 def test_loads_refuses_floats() -> None:
     for raw in (b'{"version": 1.0}', b'{"version": 1e3}', b'{"version": NaN}'):
         with pytest.raises(ValueError):

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ...coalesce import CoalescingHttpToolsProtocol
 from .keystore import KeyStore, LocalSigner
 from .service import KeyNotFound, PublicKeyInfo
 
@@ -105,5 +106,6 @@ def serve(store: KeyStore, host: str, port: int, cert: str, key: str, password: 
         ssl_ca_certs=ca,
         ssl_cert_reqs=ssl.CERT_REQUIRED,  # mutual TLS: no client certificate from our CA, no connection
         log_level="warning",
+        http=CoalescingHttpToolsProtocol,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,  # the trust server reuses its connections (remote.py)
     )
