@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -40,6 +41,32 @@ def test_v2_over_https_verified_with_the_ca(tls_server: RunningServer) -> None:
     # "localhost" is in the certificate too, so name-based verification works as well.
     port = tls_server.host.rsplit(":", 1)[1]
     assert httpx.get(f"https://localhost:{port}/v2/", verify=ctx, timeout=30).status_code == 200
+
+
+def _get_v2(tls_server: RunningServer, ctx: ssl.SSLContext, session: ssl.SSLSession | None) -> ssl.SSLSocket:
+    host, port = tls_server.host.rsplit(":", 1)
+    sock = ctx.wrap_socket(
+        socket.create_connection((host, int(port)), timeout=30), server_hostname=host, session=session
+    )
+    sock.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {tls_server.host}\r\nConnection: close\r\n\r\n".encode())
+    answer = b""
+    while chunk := sock.recv(65536):  # the TLS 1.3 session ticket arrives with the answer
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+    return sock
+
+
+def test_tls13_sessions_resume(tls_server: RunningServer) -> None:
+    """A client that keeps the TLS 1.3 session ticket (a browser, curl) resumes with it: the server
+    still sends one, though fewer than OpenSSL's default two (serve.py)."""
+    ctx = ssl.create_default_context(cafile=str(tls_server.data_dir / "ca" / "ca.crt"))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    first = _get_v2(tls_server, ctx, None)
+    assert first.session is not None and first.session.has_ticket
+    second = _get_v2(tls_server, ctx, first.session)
+    assert second.session_reused
+    first.close()
+    second.close()
 
 
 def test_untrusted_without_the_ca(tls_server: RunningServer) -> None:

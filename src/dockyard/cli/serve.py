@@ -118,6 +118,13 @@ def run(settings: Settings, console: Console) -> None:
         ssl_keyfile=creds.key_file if creds else None,
         ssl_keyfile_password=creds.password if creds else None,
     )
+    if creds:
+        config.load()  # builds the SSL context, which server.run() then uses as it is
+        # TLS 1.3 sends session tickets after every handshake; OpenSSL's default is two. Go
+        # clients (docker, podman, skopeo, notary) never resume, so each costs the handshake
+        # time for nothing; one still lets a browser or curl resume.
+        assert config.ssl is not None
+        config.ssl.num_tickets = 1
     server = uvicorn.Server(config)
     redirect_port = settings.tls.redirect_http_port if creds else 0
     if not redirect_port:
