@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from .deps import User
-from .schemas import MAX_ROW_ID, AuditEvent, AuditList
+from .schemas import MAX_ROW_ID, AuditEvent, AuditList, utc
 
 router = APIRouter(tags=["audit"])
 
@@ -29,7 +28,7 @@ async def audit(
         events=[
             AuditEvent(
                 id=r["id"],
-                at=datetime.datetime.fromtimestamp(r["at"], datetime.UTC),
+                at=utc(r["at"]),
                 actor=r["actor"],
                 action=r["action"],
                 target=r["target"],

@@ -16,7 +16,7 @@ from pydantic import Field
 from ..jobs import BadCron, BadParameters, Job, JobLog, JobSystem, Schedule, ScheduleExists, UnknownAction
 from .deps import Caller, User
 from .errors import BadRequest, Conflict, NotFound, Unavailable
-from .schemas import MAX_ROW_ID, Body, RowId, Schema, timestamp
+from .schemas import MAX_ROW_ID, Body, RowId, Schema, timestamp, utc
 
 router = APIRouter(tags=["jobs"])
 
@@ -112,10 +112,6 @@ class CronList(Schema):
     crons: list[CronOut]
 
 
-def _when(value: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(value, datetime.UTC)
-
-
 def job_out(j: Job) -> JobOut:
     return JobOut(
         id=j.id,
@@ -126,8 +122,8 @@ def job_out(j: Job) -> JobOut:
         max_attempts=j.max_attempts,
         retries_left=max(0, j.max_attempts - j.attempts) if j.status in ("waiting", "running") else 0,
         worker_id=j.worker,
-        scheduled_at=_when(j.run_after),
-        created_at=_when(j.created_at),
+        scheduled_at=utc(j.run_after),
+        created_at=utc(j.created_at),
         started_at=timestamp(j.started_at),
         finished_at=timestamp(j.finished_at),
         last_updated=timestamp(j.heartbeat_at),
@@ -141,7 +137,7 @@ def job_out(j: Job) -> JobOut:
 
 
 def _log_out(e: JobLog) -> LogOut:
-    return LogOut(id=e.id, at=_when(e.at), level=e.level, message=e.message)
+    return LogOut(id=e.id, at=utc(e.at), level=e.level, message=e.message)
 
 
 def _cron_out(s: Schedule) -> CronOut:
@@ -152,9 +148,9 @@ def _cron_out(s: Schedule) -> CronOut:
         schedule=s.cron,
         parameters=s.parameters,
         enabled=s.enabled,
-        next_run=_when(s.next_run_at),
+        next_run=utc(s.next_run_at),
         last_job_id=s.last_job_id,
-        created_at=_when(s.created_at),
+        created_at=utc(s.created_at),
     )
 
 

@@ -35,8 +35,13 @@ def access_level(value: str) -> AccessLevel:
     return _LEVELS[value]
 
 
+def utc(value: float) -> datetime.datetime:
+    """A stored UNIX time as the API shows it (an aware UTC datetime)."""
+    return datetime.datetime.fromtimestamp(value, datetime.UTC)
+
+
 def timestamp(value: float | None) -> datetime.datetime | None:
-    return None if value is None else datetime.datetime.fromtimestamp(value, datetime.UTC)
+    return None if value is None else utc(value)
 
 
 class Schema(BaseModel):
@@ -73,7 +78,7 @@ def account_out(a: q.Account, viewer: Principal | None = None) -> Account:
         is_active=a.is_active,
         is_admin=a.is_admin,
         is_ldap=a.ldap_dn is not None,
-        created_at=datetime.datetime.fromtimestamp(a.created_at, datetime.UTC),
+        created_at=utc(a.created_at),
     )
 
 
@@ -172,10 +177,6 @@ class Repository(Schema):
     )
 
 
-def _time(t: float | None) -> datetime.datetime | None:
-    return datetime.datetime.fromtimestamp(t, datetime.UTC) if t is not None else None
-
-
 def repository_out(r: RepositoryRow) -> Repository:
     return Repository(
         id=r.id,
@@ -183,10 +184,10 @@ def repository_out(r: RepositoryRow) -> Repository:
         name=r.short_name,
         short_description=r.short_description,
         visibility="public" if r.visibility == "public" else "private",
-        created_at=datetime.datetime.fromtimestamp(r.created_at, datetime.UTC),
+        created_at=utc(r.created_at),
         signed_only=r.signed_only,
         accepted_signatures=[_KINDS[k] for k in r.accepted_signatures if k in _KINDS],
-        last_pulled_at=_time(r.last_pulled_at),
+        last_pulled_at=timestamp(r.last_pulled_at),
     )
 
 
@@ -272,9 +273,9 @@ def tag_out(t: TagRow, signatures: list[NotarySignature] | None = None) -> Tag:
         digest=t.digest,
         media_type=t.media_type,
         size=t.size,
-        updated_at=datetime.datetime.fromtimestamp(t.updated_at, datetime.UTC),
+        updated_at=utc(t.updated_at),
         pushed_by=t.pushed_by,
-        last_pulled_at=_time(t.last_pulled_at),
+        last_pulled_at=timestamp(t.last_pulled_at),
         signed=any(s.matches for s in signed),
         signatures=signed,
         platforms=platforms_of(t.content),

@@ -13,7 +13,7 @@ from ..auth.accounts import LoginFailed, TooManyAttempts
 from ..auth.sessions import COOKIE
 from .deps import Anyone
 from .errors import TooManyRequests, Unauthorized
-from .schemas import Account, Body, Schema, account_out
+from .schemas import Account, Body, Schema, account_out, utc
 
 router = APIRouter(tags=["session"])
 
@@ -27,10 +27,6 @@ class SessionOut(Schema):
     account: Account
     csrf_token: str | None = Field(description="send it as X-CSRF-Token on POST, PUT, PATCH and DELETE")
     expires_at: datetime.datetime | None = Field(description="when the session ends unless used before")
-
-
-def _when(value: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(value, datetime.UTC)
 
 
 @router.post("/session", response_model=SessionOut, summary="Sign in (web UI)")
@@ -58,7 +54,7 @@ async def sign_in(caller: Anyone, request: Request, response: Response, body: Si
     )
     account = await ctx.auth.accounts.get(principal.name)
     return SessionOut(
-        account=account_out(account, principal), csrf_token=session.csrf_token, expires_at=_when(session.expires_at)
+        account=account_out(account, principal), csrf_token=session.csrf_token, expires_at=utc(session.expires_at)
     )
 
 
@@ -71,7 +67,7 @@ async def current(caller: Anyone) -> SessionOut:
     return SessionOut(
         account=account_out(account, caller.principal),
         csrf_token=session.csrf_token if session else None,
-        expires_at=_when(session.expires_at) if session else None,
+        expires_at=utc(session.expires_at) if session else None,
     )
 
 

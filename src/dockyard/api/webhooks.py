@@ -20,7 +20,7 @@ from ..metadata.webhooks import Delivery, Subscription
 from ..webhooks import EVENTS, SCOPES, WebhookService
 from .deps import Caller, User
 from .errors import ApiError, BadRequest, NotFound, Unavailable
-from .schemas import MAX_ROW_ID, RowId, timestamp
+from .schemas import MAX_ROW_ID, RowId, timestamp, utc
 
 router = APIRouter(tags=["webhooks"])
 
@@ -102,8 +102,8 @@ def _out(sub: Subscription) -> WebhookOut:
         events=list(sub.events),
         active=sub.active,
         author=sub.author,
-        created_at=datetime.datetime.fromtimestamp(sub.created_at, datetime.UTC),
-        updated_at=datetime.datetime.fromtimestamp(sub.updated_at, datetime.UTC),
+        created_at=utc(sub.created_at),
+        updated_at=utc(sub.updated_at),
         last_successful_at=timestamp(sub.last_success_at),
     )
 
@@ -124,7 +124,7 @@ def _delivery(d: Delivery) -> DeliveryOut:
         duration_ms=d.duration_ms,
         error=d.error,
         redelivery_of=d.redelivery_of,
-        created_at=datetime.datetime.fromtimestamp(d.created_at, datetime.UTC),
+        created_at=utc(d.created_at),
     )
 
 
