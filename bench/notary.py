@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import hashlib
 import http.client
-import ipaddress
 import json
 import os
 import shutil
@@ -31,15 +29,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib.postgres import Postgres  # noqa: E402
 from benchlib.servers import LOOPBACK, _die_with_parent, clean_env, free_port  # noqa: E402
+
+from dockyard.ca.authority import CertificateAuthority, plain_pem  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTARY = "/usr/bin/notary"
@@ -83,53 +80,16 @@ PASSPHRASES = {
 # --- certificates for the reference (its server TLS and the server <-> signer mutual TLS) ---------
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    path.chmod(0o600)
-
-
 def issue_certificates(folder: Path) -> dict[str, Path]:
-    """A throw-away CA, a server certificate for 127.0.0.1 (client and server use), as PEM files."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "notary bench CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "notary-bench")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    """A throw-away CA (made by Dockyard's own CA code) and a certificate for 127.0.0.1 and
+    localhost (server and client use), as PEM files."""
+    ca = CertificateAuthority.create(folder, os.urandom(32), name="notary bench")
+    leaf = ca.issue("notary-bench", ["localhost", LOOPBACK])
     paths = {"ca": folder / "ca.crt", "cert": folder / "tls.crt", "key": folder / "tls.key"}
-    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(paths["key"], key)
+    paths["ca"].write_bytes(ca.pem)
+    paths["cert"].write_bytes(leaf.cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(plain_pem(leaf.key))
+    paths["key"].chmod(0o600)
     return paths
 
 

@@ -21,9 +21,7 @@ Anyone may read everything except passwords, and the server accepts unauthentica
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
-import ipaddress
 import os
 import shutil
 import socket
@@ -35,13 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 from ldap3 import NONE, Connection, Server  # type: ignore[import-untyped]
 
 from dockyard.auth.ldap import LdapSettings
+from dockyard.ca.authority import CertificateAuthority, IssuedCertificate, plain_pem
 from tests.conftest import free_port
 
 SLAPD = "/usr/sbin/slapd"
@@ -92,80 +88,12 @@ class Slapd:
 # -- certificates ----------------------------------------------------------------------------------
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def make_ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
-
-
-def make_server_cert(
-    ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, names: list[str]
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A TLS server certificate for ``names`` (IP addresses become IP SANs), CN = the first name."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    sans: list[x509.GeneralName] = []
-    for n in names:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
-        except ValueError:
-            sans.append(x509.DNSName(n))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return cert, key
-
-
-def write_pem(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey | None = None) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    if key is not None:
-        key_path = path.with_suffix(".key")
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        key_path.chmod(0o600)
+def write_leaf(path: Path, issued: IssuedCertificate) -> None:
+    """The certificate at ``path``, its key beside it (``.key``)."""
+    path.write_bytes(issued.cert.public_bytes(serialization.Encoding.PEM))
+    key_path = path.with_suffix(".key")
+    key_path.write_bytes(plain_pem(issued.key))
+    key_path.chmod(0o600)
 
 
 # -- slapd -------------------------------------------------------------------------------------------
@@ -285,11 +213,12 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         pytest.fail("the LDAP tests need the Debian packages slapd and ldap-utils (`./run test` installs them)")
     d = tmp_path_factory.mktemp("slapd")
     (d / "db").mkdir()
-    ca, ca_key = make_ca("Dockyard test LDAP CA")
-    write_pem(d / "ca.pem", ca)
-    write_pem(d / "server.pem", *make_server_cert(ca, ca_key, ["127.0.0.1", "localhost"]))
-    write_pem(d / "other-ca.pem", make_ca("Some other CA")[0])
-    write_pem(d / "wrong-name.pem", *make_server_cert(ca, ca_key, ["other.example"]))
+    # Dockyard's own CA code makes the test CAs: a folder each, keys sealed with a throw-away KEK.
+    ca = CertificateAuthority.create(d / "ldap-ca", os.urandom(32), name="Dockyard test LDAP")
+    (d / "ca.pem").write_bytes(ca.pem)
+    write_leaf(d / "server.pem", ca.issue("127.0.0.1", ["127.0.0.1", "localhost"]))
+    (d / "other-ca.pem").write_bytes(CertificateAuthority.create(d / "other-ca", os.urandom(32), name="Other").pem)
+    write_leaf(d / "wrong-name.pem", ca.issue("other.example", ["other.example"]))
     (d / "slapd.conf").write_text(
         SLAPD_CONF.format(
             schema=SCHEMA_DIR,

@@ -4,7 +4,6 @@ Dockyard server on the same data folder signs through it without ever opening th
 from __future__ import annotations
 
 import asyncio
-import datetime
 import os
 import signal
 import socket
@@ -18,11 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from dockyard.ca.authority import CertificateAuthority, plain_pem
 from dockyard.trust.signer.keystore import keystore_path
 from dockyard.trust.signer.remote import RemoteSigner
 from dockyard.trust.signer.service import KeyNotFound, SignerUnavailable
@@ -168,38 +165,12 @@ def _context(creds: Credentials, cert: tuple[str, ...] = ()) -> ssl.SSLContext:
 
 
 def _foreign_client_cert(tmp_path: Path) -> tuple[Path, Path]:
-    """A client certificate from a CA the signer has never seen."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Some Other CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dockyard-trust-server")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    """A client certificate (and its chain) from a CA the signer has never seen."""
+    other = CertificateAuthority.create(tmp_path / "other", os.urandom(32), name="Some other")
+    leaf = other.issue("dockyard-trust-server", [])
     cert_path, key_path = tmp_path / "foreign.crt", tmp_path / "foreign.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    cert_path.write_bytes(leaf.cert.public_bytes(serialization.Encoding.PEM) + other.pem)
+    key_path.write_bytes(plain_pem(leaf.key))
     return cert_path, key_path
 
 
