@@ -1,5 +1,6 @@
-"""A throw-away PostgreSQL cluster on 127.0.0.1 for a benchmark, durable as in production
-(fsync and synchronous_commit on), in a folder the postgres user can enter."""
+"""A throw-away PostgreSQL cluster on 127.0.0.1, in a folder the postgres user can enter:
+durable as in production for the benchmarks (fsync and synchronous_commit on), or with fsync
+off for the tests (tests/integration/test_postgres.py), which only need its SQL."""
 
 from __future__ import annotations
 
@@ -34,13 +35,14 @@ class Postgres:
     port: int
 
     @classmethod
-    def start(cls) -> Postgres:
-        base = Path(tempfile.mkdtemp(prefix="dockyard-bench-pg-"))
+    def start(cls, fsync: bool = True) -> Postgres:
+        # Outside pytest's and the bench's tmp trees: the postgres user cannot enter root's folders.
+        base = Path(tempfile.mkdtemp(prefix="dockyard-pg-"))
         if os.geteuid() == 0:
             shutil.chown(base, "postgres")
         pg = cls(base, free_port())
         _as_postgres(_tool("initdb"), "-D", str(base / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        options = f"-c listen_addresses={LOOPBACK} -p {pg.port} -k {base}"
+        options = f"-c listen_addresses={LOOPBACK} -p {pg.port} -k {base}" + ("" if fsync else " -c fsync=off")
         log = str(base / "pg.log")
         _as_postgres(_tool("pg_ctl"), "-D", str(base / "data"), "-w", "-l", log, "-o", options, "start")
         return pg

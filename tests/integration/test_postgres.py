@@ -5,57 +5,25 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from bench.benchlib.postgres import Postgres
 
-from tests.conftest import RunningServer, free_port, start_server
+from tests.conftest import RunningServer, start_server
 from tests.helpers import DOCKER_MANIFEST, OCI_MANIFEST, errors_of, push_blob, push_image, put_manifest, sha256
-
-PG_BIN = Path("/usr/lib/postgresql")
-
-
-def _pg_tool(name: str) -> str:
-    versions = sorted(PG_BIN.glob("*/bin/" + name))
-    if not versions:
-        raise RuntimeError(f"PostgreSQL's {name} is not installed (Debian package postgresql)")
-    return str(versions[-1])
-
-
-def _as_postgres(*args: str) -> subprocess.CompletedProcess[str]:
-    # PostgreSQL refuses to run as root; the Debian package makes the postgres user.
-    cmd = list(args) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    # Outside pytest's tmp tree: the postgres user cannot enter root's private folders.
-    base = Path(tempfile.mkdtemp(prefix="dockyard-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-    port = free_port()
-    _as_postgres(_pg_tool("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-    _as_postgres(
-        _pg_tool("pg_ctl"), "-D", str(data), "-w", "-l", str(base / "pg.log"),
-        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off",
-        "start",
-    )  # fmt: skip
+    pg = Postgres.start(fsync=False)
     try:
-        _as_postgres(_pg_tool("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "dockyard")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/dockyard"
+        url = pg.create_database("dockyard").split("?", 1)[0]
+        yield url.replace("postgres://", "postgresql+psycopg://", 1)
     finally:
-        _as_postgres(_pg_tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+        pg.stop()
 
 
 @pytest.fixture(scope="module")
