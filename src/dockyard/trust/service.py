@@ -32,9 +32,7 @@ log = logging.getLogger("dockyard.trust")
 
 SERVER_ROLES = ("timestamp", "snapshot")
 RECOVER_AT_MOST = 4  # key IDs per role asked of the signer when a root lists keys we have no row for
-
-
-_NEVER = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+_NEVER = datetime.datetime.min.replace(tzinfo=datetime.UTC)  # a timestamp that must not be served as is
 
 
 def _utcnow() -> datetime.datetime:

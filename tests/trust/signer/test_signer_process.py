@@ -206,6 +206,31 @@ def test_kill_9_and_restart_keeps_the_keys(signer: SignerProcess) -> None:
     verify(public, asyncio.run(_sign(signer, key_id, b"after restart")), b"after restart")
 
 
+def test_a_kept_connection_the_signer_dropped_is_replaced(signer: SignerProcess) -> None:
+    """The trust server keeps its connections to the signer open; after the signer restarts,
+    the next call finds its kept connection dead and sends the request again on a new one."""
+
+    async def run() -> tuple[bytes, bytes, bytes, int]:
+        client = remote(signer)
+        try:
+            info = await client.create_key("registry.example/signer/kept", "timestamp")
+            first = await client.sign(info.key_id, b"one")
+            second = await client.sign(info.key_id, b"two")  # the same kept connection
+            kept = len(client._idle)
+            signer.stop(signal.SIGKILL)
+            signer.start()
+            third = await client.sign(info.key_id, b"three")
+            verify(info.public_der, first, b"one")
+            verify(info.public_der, second, b"two")
+            return info.public_der, third, b"three", kept
+        finally:
+            await client.close()
+
+    public, signature, message, kept = asyncio.run(run())
+    assert kept == 1
+    verify(public, signature, message)
+
+
 def _open_files(pid: int) -> set[str]:
     out = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():

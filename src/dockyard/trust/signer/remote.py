@@ -108,19 +108,27 @@ class RemoteSigner:
         conn = self._reusable()
         if conn is not None:
             try:
-                status, body, keep = await conn.exchange(request)
+                return self._finish(conn, await conn.exchange(request))
             except (_Closed, ConnectionError):
                 # The signer ended the idle connection (its keep-alive ran out, or it restarted)
                 # before answering: send the request once more on a new connection.
                 conn.close()
-                conn = None
-        if conn is None:
-            conn = await self._open()
-            try:
-                status, body, keep = await conn.exchange(request)
-            except _Closed:
+            except BaseException:  # a timeout or a garbled answer: the connection is spent
                 conn.close()
-                raise ConnectionError("the signer closed the connection without answering") from None
+                raise
+        conn = await self._open()
+        try:
+            answer = await conn.exchange(request)
+        except _Closed:
+            conn.close()
+            raise ConnectionError("the signer closed the connection without answering") from None
+        except BaseException:
+            conn.close()
+            raise
+        return self._finish(conn, answer)
+
+    def _finish(self, conn: _Connection, answer: tuple[int, bytes, bool]) -> tuple[int, bytes]:
+        status, body, keep = answer
         if keep and len(self._idle) < MAX_IDLE_CONNECTIONS:
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
