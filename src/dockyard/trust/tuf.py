@@ -101,8 +101,8 @@ def canonical_json(obj: Any) -> bytes:
 
 def canonical_json_of_parsed(obj: Any) -> bytes:
     """``canonical_json`` of what ``loads`` returned (string keys, no floats by construction),
-    through the C encoder: the same bytes whenever no string needs an escape other than the
-    quote and the backslash. Otherwise, rarely, the encoder above."""
+    through the C encoder: the same bytes whenever its output holds no escape at all, as TUF
+    metadata almost never does; otherwise the encoder above."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if "\\" in text:  # an escape: json.dumps escapes control characters too, Go's encoder does not
         return canonical_json(obj)
