@@ -259,8 +259,7 @@ def start_dockyard(work: Path, signer: str, postgres: Postgres | None = None) ->
     data = work / "data"
     env = clean_env()
     if postgres is not None:
-        url = postgres.create_database("dockyard").split("?", 1)[0]
-        env["DOCKYARD_DATABASE_URL"] = url.replace("postgres://", "postgresql+psycopg://", 1)
+        env["DOCKYARD_DATABASE_URL"] = postgres.create_dockyard_database("dockyard")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")) if p)
     env["DOCKYARD_AUTH__ENABLED"] = "false"  # the reference runs without authentication too
     python = [sys.executable, "-m", "dockyard"]

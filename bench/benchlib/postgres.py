@@ -55,6 +55,11 @@ class Postgres:
             _as_postgres(*psql, "-d", name, stdin=schema)
         return f"postgres://postgres@{LOOPBACK}:{self.port}/{name}?sslmode=disable"
 
+    def create_dockyard_database(self, name: str) -> str:
+        """A new database for Dockyard; its URL as Dockyard's ``database_url`` takes it (SQLAlchemy)."""
+        url = self.create_database(name).split("?", 1)[0]
+        return url.replace("postgres://", "postgresql+psycopg://", 1)
+
     def stop(self) -> None:
         try:
             _as_postgres(_tool("pg_ctl"), "-D", str(self.base / "data"), "-m", "fast", "stop")

@@ -20,8 +20,7 @@ from tests.helpers import DOCKER_MANIFEST, OCI_MANIFEST, errors_of, push_blob, p
 def postgres_url() -> Iterator[str]:
     pg = Postgres.start(fsync=False)
     try:
-        url = pg.create_database("dockyard").split("?", 1)[0]
-        yield url.replace("postgres://", "postgresql+psycopg://", 1)
+        yield pg.create_dockyard_database("dockyard")
     finally:
         pg.stop()
 
