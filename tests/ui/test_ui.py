@@ -253,6 +253,28 @@ def test_xss_in_a_description_renders_as_text(page: Page, api: Api, dialogs: Dia
     shots(page, "14-xss-as-text")
 
 
+def test_overlapping_navigations_show_one_page(page: Page, api: Api) -> None:
+    # Two routes in flight at once (a hash changed twice, a sign-in that also routed)
+    # once rendered both pages into one <main>; only the last navigation may show.
+    api.repo("admin", "first")
+    api.repo("admin", "second")
+    sign_in(page)
+    page.evaluate("""() => {
+        location.hash = "#/repositories/admin/first";
+        window.dispatchEvent(new HashChangeEvent("hashchange"));
+        window.dispatchEvent(new HashChangeEvent("hashchange"));
+    }""")
+    expect(page.locator("main h1")).to_have_text(re.compile("^admin/first"))
+    page.evaluate("""() => {
+        location.hash = "#/repositories/admin/second";
+        window.dispatchEvent(new HashChangeEvent("hashchange"));
+    }""")
+    expect(page.locator("main h1")).to_have_text(re.compile("^admin/second"))
+    page.wait_for_timeout(300)
+    expect(page.locator("main h1")).to_have_count(1)
+    expect(page.locator("main")).to_have_count(1)
+
+
 def test_cookie_authenticated_post_without_csrf_token_is_refused(page: Page, api: Api) -> None:
     sign_in(page)
     r = page.request.post(

@@ -61,26 +61,35 @@ export async function signedIn(session) {
   setCsrf(session.csrfToken);
 }
 
+// Each route renders into a fresh <main>: a slower render of an earlier route
+// keeps writing into its own, detached element and can never mix with this one.
+function freshMain() {
+  const old = document.getElementById("main");
+  const main = old.cloneNode(false);
+  old.replaceWith(main);
+  return main;
+}
+
 async function route() {
-  const main = document.getElementById("main");
+  const main = freshMain();
   const path = (location.hash || "#/").slice(1) || "/";
   if (path === "/signin" || !state.account) {
     if (path !== "/signin") sessionStorage.setItem("dockyard.next", location.hash || "#/");
     navigation();
-    clear(main);
     return signin.render(main, async (session) => {
       await signedIn(session);
       const next = sessionStorage.getItem("dockyard.next") || "#/";
       sessionStorage.removeItem("dockyard.next");
-      location.hash = next === "#/signin" ? "#/" : next;
-      if (location.hash === next) route();
+      const target = next === "#/signin" ? "#/" : next;
+      // Setting the hash to what it already is fires no hashchange: route by hand.
+      if (location.hash === target) route();
+      else location.hash = target;
     });
   }
   navigation();
   for (const [pattern, render, adminOnly] of ROUTES) {
     const m = path.match(pattern);
     if (!m) continue;
-    clear(main);
     if (adminOnly && !state.account.isAdmin) {
       main.append(h("h1", {}, "Not allowed"), h("p", {}, "Only administrators may see this page."));
       return;
@@ -95,7 +104,6 @@ async function route() {
     main.focus({ preventScroll: true });
     return;
   }
-  clear(main);
   main.append(h("h1", {}, "Not found"), h("p", {}, "No page at this address."), h("a", { href: "#/" }, "Dashboard"));
 }
 
