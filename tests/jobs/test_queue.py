@@ -200,6 +200,33 @@ def test_cancel_a_running_job_at_its_next_checkpoint(tmp_path: Path) -> None:
     db.dispose()
 
 
+def test_a_worker_stopped_as_it_records_an_outcome_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stop lands on the worker's next await after the outcome is written: its wait
+    # for the heartbeat task. It once was swallowed there and the worker ran on forever.
+    db = open_db(sqlite_url(tmp_path))
+    queue = queue_for(db)
+    finish = queue.finish
+    stopping: list[asyncio.Task[None]] = []
+
+    async def finish_then_stop(*args: object) -> bool:
+        written = await finish(*args)  # type: ignore[arg-type]
+        stopping[0].cancel()
+        return written
+
+    monkeypatch.setattr(queue, "finish", finish_then_stop)
+
+    async def go() -> int:
+        job = await queue.enqueue("sleep", {"seconds": 0})
+        stopping.append(asyncio.create_task(Worker(queue, poll_seconds=0.02).run()))
+        done, _ = await asyncio.wait(stopping, timeout=10)
+        assert done and stopping[0].cancelled(), "the worker did not stop"
+        return job.id
+
+    job_id = run(go())
+    assert job_of(db, job_id).status == "done"
+    db.dispose()
+
+
 def test_a_stopping_worker_gives_its_job_back(tmp_path: Path) -> None:
     data = tmp_path / "data"
     db = open_db(sqlite_url(data))

@@ -169,8 +169,9 @@ class Worker:
             await self.queue.finish(job.id, self.name, summary)
         finally:
             beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            # asyncio.wait, not a suppressed await: a stop of this worker arriving just
+            # now must end the worker, not be swallowed with the heartbeat's cancellation.
+            await asyncio.wait({beat})
 
     async def _heartbeat(self, ctx: JobContext, task: asyncio.Task[Any]) -> None:
         interval = max(0.05, self.queue.lease_seconds / 3)
