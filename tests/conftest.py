@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -12,13 +13,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 if TYPE_CHECKING:
     from tests.integration.clients import DockerDaemon
+
+
+def asgi_get(app: Any, path: str, *, raise_app_exceptions: bool = True, **kwargs: Any) -> httpx.Response:
+    """One GET to an ASGI app in process, for the few failures no real server can be made to
+    show from outside (an exception escaping a handler)."""
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app, raise_app_exceptions=raise_app_exceptions)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get(path, **kwargs)
+
+    return asyncio.run(call())
 
 
 def free_port() -> int:

@@ -4,15 +4,14 @@ fail this way from outside."""
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 
 from dockyard.api import build_api
 from dockyard.auth.principal import Principal
+from tests.conftest import asgi_get
 
 
 class _Accounts:
@@ -28,13 +27,7 @@ def test_unexpected_error_is_a_500_envelope() -> None:
     unused: Any = None  # the database and the registry: this call never reaches them
     outer = Starlette()
     outer.mount("/api/v0", build_api(auth, unused, unused))
-
-    async def call() -> httpx.Response:
-        transport = httpx.ASGITransport(app=outer)  # raises whatever escapes the app
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.get("/api/v0/accounts", auth=("admin", "x"))
-
-    r = asyncio.run(call())
+    r = asgi_get(outer, "/api/v0/accounts", auth=("admin", "x"))  # raises whatever escapes the app
     assert r.status_code == 500
     assert r.json()["errors"][0]["code"] == "UNKNOWN"
     assert "request id" in r.json()["errors"][0]["message"]

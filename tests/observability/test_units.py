@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
 from typing import Any, cast
 
-import httpx
 import pytest
 from starlette.routing import Mount, Route
 
@@ -16,6 +14,7 @@ from dockyard import config
 from dockyard.metadata.db import Database
 from dockyard.observability.logs import JsonFormatter, request_id
 from dockyard.observability.metrics import Metrics, route_template
+from tests.conftest import asgi_get
 
 
 async def _endpoint(request: Any) -> None:  # pragma: no cover - never called
@@ -95,11 +94,6 @@ class _ListHandler(logging.Handler):
         self.lines.append(json.loads(self.format(record)))
 
 
-async def _get(transport: Any, path: str) -> Any:
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        return await client.get(path)
-
-
 def test_unexpected_error_is_logged_and_counted_with_its_request_id() -> None:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -122,7 +116,7 @@ def test_unexpected_error_is_logged_and_counted_with_its_request_id() -> None:
     root.addHandler(handler)
     try:
         # Starlette re-raises after answering the 500; the transport keeps the answer.
-        r = asyncio.run(_get(httpx.ASGITransport(app, raise_app_exceptions=False), "/v2/some/repo/tags/list"))
+        r = asgi_get(app, "/v2/some/repo/tags/list", raise_app_exceptions=False)
     finally:
         root.removeHandler(handler)
     assert r.status_code == 500
